@@ -1,0 +1,166 @@
+"""Command line: `train.py` in a baked project, and the `ftk` command.
+
+```
+python train.py [--config config.toml] [--set section.key=value ...] [--resume RUN_DIR]
+ftk train [--config config.toml] [--set ...]
+ftk export RUN_DIR            # export a finished run again (a new version)
+ftk verify VERSION_DIR        # re-check a published export against its Keras outputs
+```
+
+Errors the user can fix print one line (`ftk: error: ...`) and exit 2; `--debug` shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ftk.errors import FtkError
+
+logger = logging.getLogger("ftk")
+
+
+def _setup_logging(quiet: bool) -> None:
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("ftk: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    # tf2onnx logs every graph rewrite at INFO.
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+
+
+def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default_config,
+        help="TOML config file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key, e.g. --set train.epochs=1 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue a crashed run from its last finished epoch",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _print_summary(summary: dict) -> None:
+    export = summary.get("export") or {}
+    lines = [
+        f"test accuracy: {summary['test_accuracy']:.4f}   macro-F1: {summary['test_macro_f1']:.4f}",
+        f"run directory: {summary['run_dir']}",
+    ]
+    if export:
+        lines.append(
+            f"SavedModel:    {export['version_dir']}  (max |diff| vs Keras "
+            f"{export['savedmodel_max_abs_diff']:.2e})"
+        )
+        if "onnx" in export:
+            lines.append(
+                f"ONNX:          {export['onnx']}  (max |diff| vs Keras "
+                f"{export['onnx_max_abs_diff']:.2e})"
+            )
+    print("\n".join(lines))
+
+
+def _train(args, load_data) -> int:
+    from ftk.backend import set_backend
+    from ftk.config import load_config
+
+    if args.resume is not None:
+        from ftk.runs import load_run_config
+
+        config = load_run_config(args.resume)
+    else:
+        config = load_config(args.config, args.overrides)
+    set_backend(config.runtime.backend)
+    from ftk.tasks import text_classification
+
+    summary = text_classification.run(
+        config, load_data=load_data, resume=args.resume, verbose=2 if args.quiet else "auto"
+    )
+    _print_summary(summary)
+    return 0
+
+
+def _export(args) -> int:
+    from ftk.backend import set_backend
+
+    set_backend("tensorflow")
+    from ftk.export.run import export_run
+
+    summary = export_run(args.run_dir)
+    print(f"SavedModel: {summary['version_dir']}")
+    return 0
+
+
+def _verify(args) -> int:
+    from ftk.backend import set_backend
+
+    set_backend("tensorflow")
+    from ftk.export.verify import verify_export
+
+    for key, value in verify_export(args.version_dir).items():
+        print(f"{key}: {value:.3g}")
+    print(f"OK: {args.version_dir} matches its Keras model")
+    return 0
+
+
+def _guarded(fn, args) -> int:
+    _setup_logging(getattr(args, "quiet", False))
+    try:
+        return fn(args)
+    except FtkError as e:
+        if args.debug:
+            raise
+        print(f"ftk: error: {e}", file=sys.stderr)
+        return 2
+
+
+def train_main(
+    argv: list[str] | None = None, load_data=None, default_config: Path | None = Path("config.toml")
+) -> int:
+    """Entry point of a baked project's `train.py`."""
+    parser = argparse.ArgumentParser(
+        prog="train.py", description="Fine-tune, evaluate, export and verify."
+    )
+    _add_train_args(parser, default_config)
+    args = parser.parse_args(argv)
+    return _guarded(lambda a: _train(a, load_data), args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `ftk` command."""
+    parser = argparse.ArgumentParser(prog="ftk", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train, evaluate, export and verify a model")
+    _add_train_args(train, Path("config.toml"))
+    export = sub.add_parser("export", help="export a finished run as a new version")
+    export.add_argument("run_dir", type=Path)
+    verify = sub.add_parser("verify", help="re-check an export against its Keras outputs")
+    verify.add_argument("version_dir", type=Path)
+    for p in (export, verify):
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+        p.add_argument("--quiet", action="store_true", help="warnings only")
+    args = parser.parse_args(argv)
+    handlers = {"train": lambda a: _train(a, None), "export": _export, "verify": _verify}
+    return _guarded(handlers[args.command], args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Typed, frozen configuration: defaults, then `config.toml`, then `--set section.key=value`.
+
+Standard library only, so it can run before the Keras backend is chosen.
+
+Example:
+
+```python
+from ftk.config import load_config
+config = load_config("config.toml", overrides=["train.epochs=3"])
+config.train.epochs  # 3
+```
+
+Unknown sections or keys and values of the wrong type raise `ConfigError`, naming the
+key, what was received, and what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftk.errors import ConfigError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DATA_FORMATS = ("folder", "csv", "tfds")
+TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
+_TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where runs are written, and the seed."""
+
+    run_dir: str = "runs"
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Keras backend (chosen before keras is imported)."""
+
+    backend: str = "tensorflow"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The pretrained backbone and what is trained."""
+
+    preset: str = "minilm_l6"
+    sequence_length: int = 128
+    trainable: str = "all"
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where examples come from and how they are split."""
+
+    format: str = "folder"
+    path: str = "example:bbc_news"
+    validation_path: str = ""
+    test_path: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] = field(default_factory=list)
+    decode_errors: str = "strict"
+    validation_split: float = 0.1
+    test_split: float = 0.2
+    max_train_examples: int = 0
+    shuffle_buffer: int = 10000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings."""
+
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    early_stopping_patience: int = 2
+    steps_per_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Where and how the trained model is published."""
+
+    export_dir: str = "saved_models"
+    model_name: str = "text_classifier"
+    onnx: bool = True
+    verify_examples: int = 64
+    tolerance: float = 1e-4
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a run. Build it with `load_config`."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    # Directory that relative paths in the config are resolved against (not a TOML key).
+    base_dir: str = field(default=".", compare=False)
+
+    def resolve_path(self, value: str) -> Path:
+        """An absolute path for a config value, relative paths taken from `base_dir`."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (Path(self.base_dir) / path).resolve()
+
+
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "base_dir"}
+
+
+def valid_keys() -> list[str]:
+    """Every `section.key` the configuration accepts."""
+    return [
+        f"{name}.{f.name}" for name, cls in _sections().items() for f in dataclasses.fields(cls)
+    ]
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check `value` against the field's type; ints are accepted where floats are expected."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, types.GenericAlias) or annotation is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(
+                f'`{key}` must be a list of strings, like ["a", "b"]. Received: {key}={value!r}'
+            )
+        return list(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"`{key}` must be true or false. Received: {key}={value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"`{key}` must be an integer. Received: {key}={value!r}")
+        return value
+    if annotation is float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"`{key}` must be a number. Received: {key}={value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"`{key}` must be a string. Received: {key}={value!r}")
+        return value
+    raise TypeError(f"Unsupported config annotation {annotation!r} for {key}")
+
+
+def _build(tree: dict[str, Any], base_dir: str) -> Config:
+    sections = _sections()
+    kwargs = {}
+    for name, section in tree.items():
+        if name not in sections:
+            raise ConfigError(
+                f"Unknown config section `[{name}]`. Valid sections: {', '.join(sections)}."
+            )
+        if not isinstance(section, dict):
+            raise ConfigError(f"`{name}` must be a table like [{name}]. Received: {section!r}")
+        cls = sections[name]
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for key, value in section.items():
+            if key not in hints:
+                keys = ", ".join(f"{name}.{k}" for k in hints)
+                raise ConfigError(f"Unknown config key `{name}.{key}`. Valid keys: {keys}.")
+            values[key] = _coerce(f"{name}.{key}", value, hints[key])
+        kwargs[name] = cls(**values)
+    config = Config(**kwargs, base_dir=base_dir)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Cross-field and range checks. Raises `ConfigError` naming the key."""
+
+    def fail(key: str, expected: str) -> None:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        raise ConfigError(f"`{key}` must be {expected}. Received: {key}={value!r}")
+
+    if config.runtime.backend not in BACKENDS:
+        fail("runtime.backend", f"one of {', '.join(BACKENDS)}")
+    if not config.model.preset:
+        fail("model.preset", "a preset name or a directory")
+    if not 8 <= config.model.sequence_length <= 4096:
+        fail("model.sequence_length", "between 8 and 4096")
+    if not _TRAINABLE_RE.match(config.model.trainable):
+        fail("model.trainable", TRAINABLE_HELP)
+    if not 0.0 <= config.model.dropout < 1.0:
+        fail("model.dropout", "in [0, 1)")
+    if config.data.format not in DATA_FORMATS:
+        fail("data.format", f"one of {', '.join(DATA_FORMATS)}")
+    if not config.data.path:
+        fail("data.path", "a file, a directory, a TFDS name or example:bbc_news")
+    if config.data.decode_errors not in ("strict", "replace"):
+        fail("data.decode_errors", "'strict' (stop at undecodable bytes) or 'replace'")
+    for key in ("validation_split", "test_split"):
+        if not 0.0 <= getattr(config.data, key) < 1.0:
+            fail(f"data.{key}", "in [0, 1)")
+    if config.data.validation_split + config.data.test_split >= 0.9:
+        fail("data.test_split", "small enough that validation_split + test_split < 0.9")
+    if len(set(config.data.labels)) != len(config.data.labels):
+        fail("data.labels", "a list without duplicates")
+    if config.data.labels and len(config.data.labels) < 2:
+        fail("data.labels", "empty (inferred from the data) or at least 2 names")
+    if any(not label.strip() for label in config.data.labels):
+        fail("data.labels", "a list of non-empty names")
+    for key in ("max_train_examples", "shuffle_buffer"):
+        if getattr(config.data, key) < 0:
+            fail(f"data.{key}", ">= 0")
+    for key in ("epochs", "batch_size"):
+        if getattr(config.train, key) < 1:
+            fail(f"train.{key}", ">= 1")
+    if not 0.0 < config.train.learning_rate < 1.0:
+        fail("train.learning_rate", "in (0, 1)")
+    if config.train.weight_decay < 0:
+        fail("train.weight_decay", ">= 0")
+    for key in ("early_stopping_patience", "steps_per_epoch"):
+        if getattr(config.train, key) < 0:
+            fail(f"train.{key}", ">= 0 (0 turns it off)")
+    if config.run.seed < 0:
+        fail("run.seed", ">= 0")
+    if not _NAME_RE.match(config.export.model_name):
+        fail(
+            "export.model_name", "letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    if config.export.verify_examples < 1:
+        fail("export.verify_examples", ">= 1")
+    if not 0.0 < config.export.tolerance <= 0.1:
+        fail("export.tolerance", "in (0, 0.1]")
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """`'train.epochs=3'` -> `('train', 'epochs', 3)`. Values are TOML; bare words are strings."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or key.count(".") != 1:
+        raise ConfigError(
+            f"An override must look like section.key=value. Received: {text!r}. "
+            f"Valid keys: {', '.join(valid_keys())}."
+        )
+    section, name = key.split(".")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, name, value
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] = (),
+    base_dir: str | Path | None = None,
+) -> Config:
+    """Defaults, then the TOML file at `path` (if any), then `overrides` (`section.key=value`).
+
+    Relative paths in the config are resolved against `base_dir`, by default the directory
+    of `path` (or the working directory when there is no file).
+    """
+    tree: dict[str, dict[str, Any]] = {}
+    default_base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file not found. Received: path={str(path)!r}")
+        try:
+            tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path} is not valid TOML: {e}") from None
+        default_base = path.resolve().parent
+    for text in overrides:
+        section, name, value = parse_override(text)
+        tree.setdefault(section, {})
+        if not isinstance(tree[section], dict):
+            raise ConfigError(f"`{section}` is not a table in {path}.")
+        tree[section][name] = value
+    return _build(tree, str(Path(base_dir).resolve() if base_dir else default_base))
+
+
+def replace(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of `config` with some keys changed, validated: `replace(c, train={"epochs": 1})`."""
+    tree = to_dict(config)
+    for name, values in sections.items():
+        tree.setdefault(name, {}).update(values)
+    return _build(tree, config.base_dir)
+
+
+def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The configuration as nested dicts (TOML sections), without `base_dir`."""
+    return {name: dataclasses.asdict(getattr(config, name)) for name in _sections()}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def to_toml(config: Config) -> str:
+    """The resolved configuration as TOML that `load_config` reads back unchanged."""
+    lines = [f"# Resolved ftk configuration (base_dir: {config.base_dir})"]
+    for name, values in to_dict(config).items():
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"

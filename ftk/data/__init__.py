@@ -1,0 +1,1 @@
+"""Data readers and splits. `ftk.data.text` for text classification."""

@@ -1,0 +1,159 @@
+"""Labelled examples, the label map, and seeded, stratified train/validation/test splits.
+
+Task-independent: an example's input is whatever the task reads (text, an image path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ftk.config import DataConfig
+from ftk.errors import DataError
+
+
+@dataclass(frozen=True)
+class Row:
+    """One raw example: its input, its label name, and where it came from (for errors)."""
+
+    text: str
+    label: str
+    origin: str
+
+
+@dataclass
+class Examples:
+    """Inputs with integer label ids."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros([0], np.int32))
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class Splits:
+    """Train, validation and test examples, the label names (index = id) and a fingerprint."""
+
+    train: Examples
+    validation: Examples
+    test: Examples
+    label_names: list[str]
+    fingerprint: str
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Examples per label in each split."""
+        out = {}
+        for name in ("train", "validation", "test"):
+            counter = Counter(getattr(self, name).labels.tolist())
+            out[name] = {label: counter.get(i, 0) for i, label in enumerate(self.label_names)}
+        return out
+
+
+def label_map(rows: list[Row], config: DataConfig) -> list[str]:
+    """The label names: `data.labels` if given (every label must be one of them), else sorted."""
+    found = sorted({row.label for row in rows})
+    if not config.labels:
+        if len(found) < 2:
+            raise DataError(
+                f"Found {len(found)} label(s) in the data ({found}); a classifier needs at least 2."
+            )
+        return found
+    allowed = set(config.labels)
+    for row in rows:
+        if row.label not in allowed:
+            raise DataError(
+                f"Unknown label {row.label!r} at {row.origin}. Expected one of data.labels="
+                f"{config.labels}; add it there or fix the data."
+            )
+    missing = [label for label in config.labels if label not in set(found)]
+    if missing:
+        raise DataError(
+            f"Label(s) {missing} from data.labels have no examples in {config.path!r}. "
+            "Every class needs training examples; remove them from data.labels or add data."
+        )
+    return list(config.labels)
+
+
+def _to_examples(rows: list[Row], ids: dict[str, int]) -> Examples:
+    return Examples(
+        texts=[row.text for row in rows],
+        labels=np.asarray([ids[row.label] for row in rows], dtype=np.int32),
+    )
+
+
+def _stratified_take(rows: list[Row], fraction: float, rng: random.Random) -> tuple[list, list]:
+    """Split `rows` into (taken, rest) with `fraction` of each label taken."""
+    by_label: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_label[row.label].append(row)
+    taken, rest = [], []
+    for label in sorted(by_label):
+        group = by_label[label][:]
+        rng.shuffle(group)
+        k = round(len(group) * fraction)
+        if fraction > 0 and len(group) >= 2:
+            k = min(max(k, 1), len(group) - 1)
+        taken.extend(group[:k])
+        rest.extend(group[k:])
+    return taken, rest
+
+
+def _fingerprint(splits: dict[str, list[Row]]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        for row in splits[name]:
+            digest.update(f"{name}\t{row.label}\t".encode())
+            digest.update(row.text.encode("utf-8", errors="replace"))
+    return f"sha256:{digest.hexdigest()}"
+
+
+def build_splits(
+    pool: list[Row],
+    validation: list[Row] | None,
+    test: list[Row] | None,
+    config: DataConfig,
+    seed: int,
+) -> Splits:
+    """Carve missing validation/test splits out of `pool` (stratified, seeded), map labels."""
+    if not pool:
+        raise DataError(f"No examples found. Received: data.path={config.path!r}")
+    names = label_map(pool, config)
+    strict = DataConfig(**{**config.__dict__, "labels": names})
+    for rows in (validation, test):
+        if rows is not None:
+            label_map(rows + pool, strict)  # unknown labels in the extra files are errors
+    rng = random.Random(seed)
+    train = list(pool)
+    if test is None:
+        test, train = _stratified_take(train, config.test_split, rng)
+    if validation is None:
+        fraction = config.validation_split / max(1e-9, 1.0 - config.test_split)
+        validation, train = _stratified_take(train, min(fraction, 0.9), rng)
+    if config.max_train_examples and len(train) > config.max_train_examples:
+        keep = config.max_train_examples / len(train)
+        train, _ = _stratified_take(train, keep, rng)
+    missing = sorted({row.label for row in pool} - {row.label for row in train})
+    if missing:
+        raise DataError(
+            f"Label(s) {missing} have no training examples after splitting; add data for them "
+            "or lower data.validation_split / data.test_split."
+        )
+    if not test:
+        raise DataError(
+            "The test split is empty. Give data.test_path, or data.test_split > 0 with enough data."
+        )
+    rng.shuffle(train)
+    ids = {name: i for i, name in enumerate(names)}
+    return Splits(
+        train=_to_examples(train, ids),
+        validation=_to_examples(validation, ids),
+        test=_to_examples(test, ids),
+        label_names=names,
+        fingerprint=_fingerprint({"train": train, "validation": validation, "test": test}),
+    )

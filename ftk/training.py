@@ -1,0 +1,84 @@
+"""Compile and fit a keras-hub task with checkpoints, crash-resume, early stopping and logs.
+
+Files written under the run directory:
+
+- `checkpoints/epoch<NNN>.weights.h5`: each epoch that improved the monitored metric (never
+  overwritten: one file per epoch).
+- `backup/`: Keras `BackupAndRestore` state; rerunning with `--resume <run_dir>` continues from
+  the last finished epoch after a crash.
+- `logs/`: TensorBoard (`tensorboard --logdir <run_dir>/logs`).
+- `history.csv`: one row of metrics per epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+
+from ftk.config import TrainConfig
+
+logger = logging.getLogger("ftk")
+
+
+def compile_classifier(model, train: TrainConfig) -> None:
+    """AdamW (no decay on biases and norms), sparse cross-entropy on logits, accuracy."""
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=train.learning_rate, weight_decay=train.weight_decay
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def callbacks(run_dir: Path, train: TrainConfig, has_validation: bool) -> list:
+    """The standard callbacks for a run directory."""
+    monitor = "val_loss" if has_validation else "loss"
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    out = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "checkpoints" / "epoch{epoch:03d}.weights.h5"),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+    ]
+    if train.early_stopping_patience:
+        out.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                patience=train.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    return out
+
+
+def best_checkpoint(run_dir: Path) -> Path | None:
+    """The newest per-epoch checkpoint (the best so far, since only improvements are saved)."""
+    files = sorted((run_dir / "checkpoints").glob("epoch*.weights.h5"))
+    return files[-1] if files else None
+
+
+def fit(model, train_ds, validation_ds, run_dir: Path, train: TrainConfig, verbose="auto"):
+    """`model.fit` with the standard callbacks; ends with the best weights loaded."""
+    history = model.fit(
+        train_ds,
+        validation_data=validation_ds,
+        epochs=train.epochs,
+        steps_per_epoch=train.steps_per_epoch or None,
+        callbacks=callbacks(run_dir, train, validation_ds is not None),
+        verbose=verbose,
+    )
+    best = best_checkpoint(run_dir)
+    if best is not None:
+        model.load_weights(str(best))
+        logger.info("Loaded the best weights: %s", best)
+    return history
