@@ -1,0 +1,103 @@
+"""Shared fixtures: tiny, randomly initialised keras-hub presets built from a config dict
+(never a hub download), and small labelled text datasets."""
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+TOPICS = {
+    "sport": "goal match team score coach league player win",
+    "tech": "software chip phone computer internet data code app",
+    "music": "song album band concert guitar singer tour chart",
+}
+FILLER = "the a of and in to today new said".split()
+TINY_BACKBONE = {
+    "num_layers": 2,
+    "num_heads": 2,
+    "hidden_dim": 16,
+    "intermediate_dim": 32,
+    "max_sequence_length": 64,
+}
+
+
+def tiny_vocabulary() -> list[str]:
+    words = sorted({w for text in TOPICS.values() for w in text.split()} | set(FILLER))
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+
+
+def make_rows(n_per_class: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for label, words in TOPICS.items():
+        for _ in range(n_per_class):
+            tokens = rng.sample(words.split(), 3) + rng.sample(FILLER, 3)
+            rng.shuffle(tokens)
+            rows.append((" ".join(tokens), label))
+    rng.shuffle(rows)
+    return rows
+
+
+def write_csv(path: Path, rows, header=("text", "label")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def save_tiny_preset(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer BERT saved as a local keras-hub preset directory."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    vocab = tiny_vocabulary()
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), **TINY_BACKBONE)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    backbone.save_to_preset(str(path))
+    tokenizer.save_to_preset(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_preset(tmp_path_factory) -> Path:
+    return save_tiny_preset(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("data") / "train.csv", make_rows(40))
+
+
+def tiny_config_toml(preset: Path, data: Path, tmp: Path, backend: str = "tensorflow") -> str:
+    """A project config for the tiny preset: fast enough for unit tests."""
+    return f"""
+[run]
+run_dir = "{tmp / 'runs'}"
+[runtime]
+backend = "{backend}"
+[model]
+preset = "{preset}"
+sequence_length = 16
+trainable = "all"
+[data]
+format = "csv"
+path = "{data}"
+[train]
+epochs = 4
+batch_size = 8
+learning_rate = 3e-3
+early_stopping_patience = 0
+[export]
+export_dir = "{tmp / 'saved_models'}"
+model_name = "tiny"
+verify_examples = 8
+"""
