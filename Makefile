@@ -29,8 +29,8 @@ demo: install
 		--set data.max_train_examples=480 --set train.epochs=2
 
 lint: install
-	$(VENV)/bin/ruff check ftk tests templates
-	$(VENV)/bin/ruff format --check ftk tests templates
+	$(VENV)/bin/ruff check --no-cache ftk tests templates
+	$(VENV)/bin/ruff format --no-cache --check ftk tests templates
 
 test: lint
 	$(PY) -m pytest -q -ra tests

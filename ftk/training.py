@@ -13,6 +13,7 @@ Files written under the run directory:
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import keras
@@ -69,14 +70,17 @@ def best_checkpoint(run_dir: Path) -> Path | None:
 
 def fit(model, train_ds, validation_ds, run_dir: Path, train: TrainConfig, verbose="auto"):
     """`model.fit` with the standard callbacks; ends with the best weights loaded."""
-    history = model.fit(
-        train_ds,
-        validation_data=validation_ds,
-        epochs=train.epochs,
-        steps_per_epoch=train.steps_per_epoch or None,
-        callbacks=callbacks(run_dir, train, validation_ds is not None),
-        verbose=verbose,
-    )
+    with warnings.catch_warnings():
+        # keras-hub's Task.fit passes shuffle=True; the tf.data pipeline already shuffles.
+        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed")
+        history = model.fit(
+            train_ds,
+            validation_data=validation_ds,
+            epochs=train.epochs,
+            steps_per_epoch=train.steps_per_epoch or None,
+            callbacks=callbacks(run_dir, train, validation_ds is not None),
+            verbose=verbose,
+        )
     best = best_checkpoint(run_dir)
     if best is not None:
         model.load_weights(str(best))

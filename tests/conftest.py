@@ -81,7 +81,7 @@ def tiny_config_toml(preset: Path, data: Path, tmp: Path, backend: str = "tensor
     """A project config for the tiny preset: fast enough for unit tests."""
     return f"""
 [run]
-run_dir = "{tmp / 'runs'}"
+run_dir = "{tmp / "runs"}"
 [runtime]
 backend = "{backend}"
 [model]
@@ -97,7 +97,7 @@ batch_size = 8
 learning_rate = 3e-3
 early_stopping_patience = 0
 [export]
-export_dir = "{tmp / 'saved_models'}"
+export_dir = "{tmp / "saved_models"}"
 model_name = "tiny"
 verify_examples = 8
 """

@@ -38,13 +38,15 @@ class Examples:
 
 @dataclass
 class Splits:
-    """Train, validation and test examples, the label names (index = id) and a fingerprint."""
+    """Train, validation and test examples, the label names (index = id), a fingerprint, and
+    how many exact duplicates were dropped from the pool before splitting."""
 
     train: Examples
     validation: Examples
     test: Examples
     label_names: list[str]
     fingerprint: str
+    duplicates_removed: int = 0
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Examples per label in each split."""
@@ -113,6 +115,26 @@ def _fingerprint(splits: dict[str, list[Row]]) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def deduplicate(rows: list[Row]) -> tuple[list[Row], int]:
+    """Drop repeated (text, label) rows, so a text cannot land in both train and test.
+
+    The same text with two different labels is an error naming both places.
+    """
+    seen: dict[str, Row] = {}
+    kept = []
+    for row in rows:
+        first = seen.get(row.text)
+        if first is None:
+            seen[row.text] = row
+            kept.append(row)
+        elif first.label != row.label:
+            raise DataError(
+                f"The same text has two labels: {first.label!r} at {first.origin} and "
+                f"{row.label!r} at {row.origin}. Fix or remove one of them."
+            )
+    return kept, len(rows) - len(kept)
+
+
 def build_splits(
     pool: list[Row],
     validation: list[Row] | None,
@@ -123,6 +145,7 @@ def build_splits(
     """Carve missing validation/test splits out of `pool` (stratified, seeded), map labels."""
     if not pool:
         raise DataError(f"No examples found. Received: data.path={config.path!r}")
+    pool, duplicates = deduplicate(pool)
     names = label_map(pool, config)
     strict = DataConfig(**{**config.__dict__, "labels": names})
     for rows in (validation, test):
@@ -156,4 +179,5 @@ def build_splits(
         test=_to_examples(test, ids),
         label_names=names,
         fingerprint=_fingerprint({"train": train, "validation": validation, "test": test}),
+        duplicates_removed=duplicates,
     )

@@ -92,7 +92,8 @@ def read_csv(
         raise DataError(f"data.format='csv' needs a CSV file. Received: {str(path)!r} (not a file)")
     rows = []
     try:
-        with path.open(newline="", encoding="utf-8", errors=decode_errors) as f:
+        # utf-8-sig: spreadsheets often start CSV files with a byte-order mark.
+        with path.open(newline="", encoding="utf-8-sig", errors=decode_errors) as f:
             reader = csv.DictReader(f)
             columns = reader.fieldnames or []
             for key, column in (
@@ -108,6 +109,8 @@ def read_csv(
                 text, label = record[text_column], record[label_column]
                 if text is None or label is None:
                     raise DataError(f"{path}:{line} has fewer columns than the header.")
+                if not label.strip():
+                    raise DataError(f"Empty label at {path}:{line}. Every row needs a label.")
                 rows.append(Row(text, label.strip(), f"{path}:{line}"))
     except UnicodeDecodeError as e:
         raise _not_utf8(path, e) from None
@@ -138,9 +141,15 @@ def read_tfds(name_or_dir: str, split: str, config: DataConfig) -> list[Row] | N
     return rows
 
 
+def _tfds_source(path_value: str, resolve: Callable[[str], Path]) -> str:
+    """A prepared dataset directory (resolved like other paths) or a catalog name."""
+    path = resolve(path_value)
+    return str(path) if path.is_dir() else path_value
+
+
 def _read(config: DataConfig, path_value: str, resolve: Callable[[str], Path]) -> list[Row]:
     if config.format == "tfds":
-        return read_tfds(path_value, "train", config) or []
+        return read_tfds(_tfds_source(path_value, resolve), "train", config) or []
     if path_value.startswith(EXAMPLE_PREFIX):
         path = example_dataset_path(path_value[len(EXAMPLE_PREFIX) :])
     else:
@@ -159,7 +168,7 @@ def load_text_splits(
     if config.test_path:
         test = _read(config, config.test_path, resolve)
     elif config.format == "tfds":
-        test = read_tfds(config.path, "test", config)
+        test = read_tfds(_tfds_source(config.path, resolve), "test", config)
     else:
         test = None
     for rows in (pool, validation, test):

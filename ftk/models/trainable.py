@@ -58,9 +58,9 @@ def apply_trainable_policy(model, policy: TrainablePolicy) -> dict[str, int]:
     """
     backbone = model.backbone
     model.trainable = True
-    if policy.kind == "head":
-        backbone.trainable = False
-    elif policy.kind == "last_n":
+    # Set the backbone explicitly: a functional Task does not always cascade the flag into it.
+    backbone.trainable = policy.kind != "head"
+    if policy.kind == "last_n":
         layers = getattr(backbone, "transformer_layers", None)
         if not layers:
             raise ConfigError(
@@ -72,7 +72,6 @@ def apply_trainable_policy(model, policy: TrainablePolicy) -> dict[str, int]:
                 f"`model.trainable` asks for the last {policy.n} layers, but the backbone has "
                 f"{len(layers)}. Received: model.trainable='last_n:{policy.n}'"
             )
-        backbone.trainable = True
         for layer in backbone.layers:
             layer.trainable = False
         for layer in list(layers[-policy.n :]) + _top_layers(backbone):

@@ -89,10 +89,16 @@ def run(
             "preset": {k: v for k, v in asdict(info).items() if k != "tokenizer_kwargs"},
             "data_fingerprint": splits.fingerprint,
             "split_counts": splits.counts(),
+            "duplicates_removed": splits.duplicates_removed,
         },
     )
     write_json(run_dir / "labels.json", labels)
-    logger.info("Data: %s", {k: sum(v.values()) for k, v in splits.counts().items()})
+    logger.info(
+        "Data: %s examples, %d labels (%d exact duplicates dropped)",
+        {k: sum(v.values()) for k, v in splits.counts().items()},
+        len(labels),
+        splits.duplicates_removed,
+    )
 
     model = build_text_classifier(info, config.model, len(labels))
     counts = apply_trainable_policy(model, TrainablePolicy.parse(config.model.trainable))

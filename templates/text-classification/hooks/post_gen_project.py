@@ -5,6 +5,7 @@ local checkout (`ftk @ file:///...`) or, when cookiecutter cloned a git URL, tha
 exact commit (`ftk @ git+URL@SHA`).
 """
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -51,11 +52,18 @@ def ftk_requirement() -> str:
     return f"ftk{extra} @ {root.as_uri()}"
 
 
+def remove_caches() -> None:
+    """Tool caches that running ruff/pytest inside the template directory may have left."""
+    for pattern in (".ruff_cache", ".pytest_cache", "__pycache__"):
+        for path in Path(".").rglob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def main() -> None:
+    remove_caches()
     requirement = ftk_requirement()
     Path("requirements.txt").write_text(
-        "# ftk, recorded when this project was baked (change it to upgrade ftk):\n"
-        f"{requirement}\n",
+        f"# ftk, recorded when this project was baked (change it to upgrade ftk):\n{requirement}\n",
         encoding="utf-8",
     )
     needed = [name for name, wanted in NO_DEPS.items() if wanted]

@@ -6,7 +6,7 @@ the label names). The default reads `[data]` in config.toml with ftk's readers: 
 
 To read from somewhere else, build `Row`s and let ftk check, split and label them:
 
-    rows = [Row(text, label, origin=f"tickets.db:{ticket_id}") for ticket_id, text, label in query()]
+    rows = [Row(text, label, origin=f"tickets.db:{id}") for id, text, label in query()]
     return build_splits(rows, None, None, config.data, seed=config.run.seed)
 
 Keep this module free of Keras imports: the backend is chosen after it is imported.

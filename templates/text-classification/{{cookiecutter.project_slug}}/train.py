@@ -16,8 +16,9 @@ Settings live in config.toml; how examples are read lives in data.py.
 import sys
 from pathlib import Path
 
-import data
 from ftk.cli import train_main
+
+import data
 
 if __name__ == "__main__":
     config = Path(__file__).resolve().parent / "config.toml"

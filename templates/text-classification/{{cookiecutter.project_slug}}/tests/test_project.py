@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from ftk.config import load_config
 
 import data
-from ftk.config import load_config
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -39,11 +39,21 @@ def test_data_loads_and_splits(config):
 def test_short_training_run_exports_and_verifies(tmp_path):
     """Two training steps of the real model, then export and verification."""
     command = [
-        sys.executable, str(PROJECT / "train.py"), "--quiet",
-        "--set", f"run.run_dir={tmp_path / 'runs'}",
-        "--set", f"export.export_dir={tmp_path / 'saved_models'}",
-        "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2",
-        "--set", "data.max_train_examples=32", "--set", "export.verify_examples=8",
+        sys.executable,
+        str(PROJECT / "train.py"),
+        "--quiet",
+        "--set",
+        f"run.run_dir={tmp_path / 'runs'}",
+        "--set",
+        f"export.export_dir={tmp_path / 'saved_models'}",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.steps_per_epoch=2",
+        "--set",
+        "data.max_train_examples=32",
+        "--set",
+        "export.verify_examples=8",
     ]
     subprocess.run(command, check=True, timeout=1800)
     (run_dir,) = (tmp_path / "runs").iterdir()

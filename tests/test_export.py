@@ -1,0 +1,151 @@
+"""The whole run on a tiny preset, then the exports: atomic versions, verification, tampering."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_config_toml
+
+from ftk.cli import main as ftk_main
+from ftk.config import load_config
+from ftk.errors import ConfigError, ExportError, VerificationError
+from ftk.export.publish import publish, versions
+from ftk.export.verify import VERIFY_FILE, verify_export
+from ftk.tasks import text_classification
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_preset, tiny_csv, tmp_path_factory):
+    """One complete run (train -> evaluate -> export -> verify) on the tiny preset."""
+    tmp = tmp_path_factory.mktemp("run")
+    path = tmp / "config.toml"
+    path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp), encoding="utf-8")
+    summary = text_classification.run(load_config(path), verbose=0)
+    return tmp, summary
+
+
+def test_run_writes_every_artifact(finished_run):
+    _, summary = finished_run
+    run_dir = Path(summary["run_dir"])
+    for name in (
+        "config.toml",
+        "run.json",
+        "labels.json",
+        "history.csv",
+        "metrics.json",
+        "model.weights.h5",
+        "verify_reference.json",
+        "export.json",
+        "summary.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "checkpoints").glob("epoch*.weights.h5"))
+    assert any((run_dir / "logs").rglob("events.out.tfevents*"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["label_names"] == ["music", "sport", "tech"]
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_examples"] > 0
+    assert metrics["accuracy"] > 0.6  # chance is 1/3: it learned
+    with (run_dir / "history.csv").open() as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f)]
+    assert losses[-1] < losses[0]
+    # The resolved config reloads to the same configuration.
+    from ftk.runs import load_run_config
+
+    assert load_run_config(run_dir).train.epochs == 4
+
+
+def test_export_layout_and_agreement(finished_run):
+    _, summary = finished_run
+    version_dir = Path(summary["export"]["version_dir"])
+    assert version_dir.name == "1"
+    assert (version_dir / "saved_model.pb").is_file()
+    assert (version_dir / "onnx" / "model.onnx").is_file()
+    assert (version_dir / "assets.extra" / "labels.txt").read_text().split() == [
+        "music",
+        "sport",
+        "tech",
+    ]
+    assert summary["export"]["savedmodel_max_abs_diff"] <= 1e-4
+    assert summary["export"]["onnx_max_abs_diff"] <= 1e-4
+    meta = json.loads((version_dir / "assets.extra" / "ftk_export.json").read_text())
+    assert meta["verification"]["examples"] == 8
+    assert meta["preset"]["checksum"].startswith("sha256:")
+    assert not [p for p in version_dir.parent.iterdir() if p.name.startswith(".staging")]
+
+
+def test_savedmodel_signature_for_tf_serving(finished_run):
+    import tensorflow as tf
+
+    _, summary = finished_run
+    loaded = tf.saved_model.load(summary["export"]["version_dir"])
+    serve = loaded.signatures["serving_default"]
+    (inputs,) = serve.structured_input_signature[1].values()
+    assert inputs.name == "text" and inputs.dtype == tf.string
+    assert set(serve.structured_outputs) == {"probabilities", "class_id", "class_name"}
+    out = serve(text=tf.constant(["goal match team", "chip phone code", "song album band"]))
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
+    ids = out["class_id"].numpy()
+    assert ids.tolist() == out["probabilities"].numpy().argmax(-1).tolist()
+    labels = ["music", "sport", "tech"]
+    assert out["class_name"].numpy().tolist() == [labels[i].encode() for i in ids]
+
+
+def test_cli_verify_and_reexport_make_a_new_version(finished_run, capsys):
+    tmp, summary = finished_run
+    version_dir = summary["export"]["version_dir"]
+    assert ftk_main(["verify", version_dir]) == 0
+    assert "matches its Keras model" in capsys.readouterr().out
+    assert ftk_main(["export", summary["run_dir"]]) == 0
+    assert versions(Path(version_dir).parent) == [1, 2]
+
+
+def test_tampered_export_fails_verification(finished_run, tmp_path):
+    import shutil
+
+    _, summary = finished_run
+    copy = tmp_path / "1"
+    shutil.copytree(summary["export"]["version_dir"], copy)
+    reference_file = copy / "assets.extra" / VERIFY_FILE
+    reference = json.loads(reference_file.read_text())
+    reference["probabilities"][0][0] += 1e-3
+    reference_file.write_text(json.dumps(reference))
+    with pytest.raises(VerificationError, match=r"SavedModel does not match.*max abs difference"):
+        verify_export(copy)
+    assert ftk_main(["verify", str(copy)]) == 2
+
+
+def test_finished_run_cannot_be_resumed(finished_run):
+    _, summary = finished_run
+    with pytest.raises(ConfigError, match="already finished"):
+        text_classification.run(load_config(), resume=Path(summary["run_dir"]))
+
+
+def test_publish_is_atomic_and_never_overwrites(tmp_path):
+    root = tmp_path / "model"
+    (root / "1").mkdir(parents=True)
+    (root / "1" / "saved_model.pb").write_text("v1")
+
+    def write(path):
+        (path / "saved_model.pb").write_text("new")
+
+    published = publish(root, write, lambda path: None)
+    assert published == root / "2"
+    assert (root / "1" / "saved_model.pb").read_text() == "v1"
+
+    def bad_verify(path):
+        raise VerificationError("ONNX does not match the Keras model.")
+
+    with pytest.raises(VerificationError, match=r"Partial files kept in .*\.failed-"):
+        publish(root, write, bad_verify)
+    assert versions(root) == [1, 2]  # nothing new visible to TF Serving
+    assert [p.name for p in root.iterdir() if p.name.startswith(".failed-")]
+
+    def crash(path):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(ExportError, match="disk full"):
+        publish(root, crash, lambda path: None)
+    assert versions(root) == [1, 2]
+    assert not [p for p in root.iterdir() if p.name.startswith(".staging")]

@@ -1,0 +1,86 @@
+"""Model builder, trainable policies, training (learning, frozen weights, crash-resume)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from conftest import make_rows
+
+from ftk.config import ModelConfig, TrainConfig
+from ftk.data.splits import Examples
+from ftk.data.text import to_dataset
+from ftk.errors import ConfigError
+from ftk.models.text import build_text_classifier, exact_gelu, use_exact_gelu
+from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
+from ftk.presets import resolve_preset
+from ftk.training import compile_classifier
+
+LABELS = ["music", "sport", "tech"]
+
+
+def build(tiny_preset, **model):
+    info = resolve_preset(str(tiny_preset))
+    return build_text_classifier(info, ModelConfig(sequence_length=16, **model), len(LABELS))
+
+
+def examples(n_per_class=30, seed=0) -> Examples:
+    rows = make_rows(n_per_class, seed)
+    return Examples([t for t, _ in rows], np.array([LABELS.index(y) for _, y in rows], np.int32))
+
+
+def test_policies_change_trainable_counts(tiny_preset):
+    model = build(tiny_preset)
+    head = apply_trainable_policy(model, TrainablePolicy.parse("head"))
+    assert head["trainable"] == 16 * 3 + 3  # the logits layer only
+    everything = apply_trainable_policy(model, TrainablePolicy.parse("all"))
+    assert everything["trainable"] == everything["total"]
+    last1 = apply_trainable_policy(model, TrainablePolicy.parse("last_n:1"))
+    assert head["trainable"] < last1["trainable"] < everything["trainable"]
+    layers = model.backbone.transformer_layers
+    assert layers[-1].trainable and not layers[0].trainable
+    assert not model.backbone.get_layer("token_embedding").trainable
+    with pytest.raises(ConfigError, match="the backbone has 2"):
+        apply_trainable_policy(model, TrainablePolicy.parse("last_n:3"))
+
+
+def test_policy_parse_rejects_garbage():
+    with pytest.raises(ConfigError, match="model.trainable"):
+        TrainablePolicy.parse("last_n:x")
+
+
+def test_exact_gelu_matches_erf_formula_and_is_installed(tiny_preset):
+    x = np.linspace(-4, 4, 9).astype("float32")
+    expected = [0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(exact_gelu(x)), expected, atol=1e-6)
+    model = build(tiny_preset)
+    assert use_exact_gelu(model.backbone) == 2
+    dense = model.backbone.transformer_layers[0]._feedforward_intermediate_dense
+    assert dense.activation is exact_gelu
+
+
+def test_frozen_means_frozen_and_head_learns(tiny_preset):
+    keras.utils.set_random_seed(1)
+    model = build(tiny_preset, dropout=0.0)
+    apply_trainable_policy(model, TrainablePolicy.parse("head"))
+    compile_classifier(model, TrainConfig(learning_rate=1e-2))
+    before = [w.numpy().copy() for w in model.backbone.weights]
+    head_before = model.get_layer("logits").kernel.numpy().copy()
+    history = model.fit(to_dataset(examples(), 8, 100, 0), epochs=3, verbose=0)
+    after = [w.numpy() for w in model.backbone.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not np.array_equal(head_before, model.get_layer("logits").kernel.numpy())
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_full_fine_tuning_learns(tiny_preset):
+    keras.utils.set_random_seed(2)
+    model = build(tiny_preset, dropout=0.0)
+    apply_trainable_policy(model, TrainablePolicy.parse("all"))
+    compile_classifier(model, TrainConfig(learning_rate=3e-3))
+    history = model.fit(to_dataset(examples(), 8, 100, 0), epochs=5, verbose=0)
+    loss = history.history["loss"]
+    assert loss[-1] < 0.7 * loss[0]
+    test = examples(10, seed=99)
+    predicted = model.predict(test.texts, verbose=0).argmax(-1)
+    assert (predicted == test.labels).mean() > 0.6  # chance is 1/3
