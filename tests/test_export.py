@@ -149,3 +149,32 @@ def test_publish_is_atomic_and_never_overwrites(tmp_path):
         publish(root, crash, lambda path: None)
     assert versions(root) == [1, 2]
     assert not [p for p in root.iterdir() if p.name.startswith(".staging")]
+
+
+def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path, monkeypatch):
+    import keras
+
+    from ftk import training
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("power cut")
+
+    standard = training.callbacks
+    monkeypatch.setattr(training, "callbacks", lambda *a: [*standard(*a), Crash()])
+    path = tmp_path / "config.toml"
+    path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path), encoding="utf-8")
+    config = load_config(path, ['export.export_dir=""'])
+    with pytest.raises(RuntimeError, match="power cut"):
+        text_classification.run(config, verbose=0)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "model.weights.h5").exists()
+
+    monkeypatch.setattr(training, "callbacks", standard)
+    summary = text_classification.run(config, resume=run_dir, verbose=0)
+    assert summary["run_dir"] == str(run_dir) and summary["export"] == {}
+    with (run_dir / "history.csv").open() as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2, 3]  # two before the crash, two after: none repeated or lost
+    assert (run_dir / "model.weights.h5").is_file()

@@ -89,17 +89,27 @@ def _to_examples(rows: list[Row], ids: dict[str, int]) -> Examples:
     )
 
 
-def _stratified_take(rows: list[Row], fraction: float, rng: random.Random) -> tuple[list, list]:
-    """Split `rows` into (taken, rest) with `fraction` of each label taken."""
+def _stratified_take(
+    rows: list[Row], fraction: float, rng: random.Random, keep_each: bool = True
+) -> tuple[list, list]:
+    """Split `rows` into (taken, rest): `round(len(rows) * fraction)` rows in all, shared out
+    over labels in proportion (largest remainders). With `keep_each`, every label with 2+ rows
+    gives at least one row to each side."""
     by_label: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_label[row.label].append(row)
+    labels = sorted(by_label)
+    exact = {label: len(by_label[label]) * fraction for label in labels}
+    quota = {label: int(exact[label]) for label in labels}
+    short = round(len(rows) * fraction) - sum(quota.values())
+    for label in sorted(labels, key=lambda lb: exact[lb] - quota[lb], reverse=True)[:short]:
+        quota[label] += 1
     taken, rest = [], []
-    for label in sorted(by_label):
+    for label in labels:
         group = by_label[label][:]
         rng.shuffle(group)
-        k = round(len(group) * fraction)
-        if fraction > 0 and len(group) >= 2:
+        k = quota[label]
+        if keep_each and fraction > 0 and len(group) >= 2:
             k = min(max(k, 1), len(group) - 1)
         taken.extend(group[:k])
         rest.extend(group[k:])
@@ -160,7 +170,7 @@ def build_splits(
         validation, train = _stratified_take(train, min(fraction, 0.9), rng)
     if config.max_train_examples and len(train) > config.max_train_examples:
         keep = config.max_train_examples / len(train)
-        train, _ = _stratified_take(train, keep, rng)
+        train, _ = _stratified_take(train, keep, rng, keep_each=False)
     missing = sorted({row.label for row in pool} - {row.label for row in train})
     if missing:
         raise DataError(
