@@ -4,6 +4,7 @@
 import csv
 import os
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,44 @@ def save_tiny_preset(path: Path, seed: int = 0) -> Path:
     backbone.save_to_preset(str(path))
     tokenizer.save_to_preset(str(path))
     return path
+
+
+_LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost", "", None}
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Every test runs offline: any non-local connection or DNS lookup from Python fails it."""
+    attempts = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def is_local(address) -> bool:
+        return not isinstance(address, tuple) or address[0] in _LOCAL_HOSTS
+
+    def connect(self, address):
+        if not is_local(address):
+            attempts.append(address)
+            raise OSError(f"network disabled in tests: {address}")
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if not is_local(address):
+            attempts.append(address)
+            raise OSError(f"network disabled in tests: {address}")
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in _LOCAL_HOSTS:
+            attempts.append(host)
+            raise socket.gaierror(f"network disabled in tests: {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    assert not attempts, f"test tried to reach the network: {attempts}"
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,11 @@
 """Data readers (`<label>/*.txt` folders, CSV, TFDS), the bundled example corpus, and splits.
 
-No test touches the network: `_no_network` fails any test that opens a non-local connection
-from Python, and the TFDS tests monkeypatch `host_reachable` and point the TFDS data directory
-at a temporary folder.
+No test touches the network: `_no_network` (conftest) fails a test that opens a non-local
+connection from Python, and the TFDS tests monkeypatch `host_reachable` and point the TFDS data
+directory at a temporary folder.
 """
 
 import importlib.util
-import socket
 import time
 from pathlib import Path
 
@@ -34,43 +33,6 @@ AG_NEWS_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 # --------------------------------------------------------------------------------------------
 # Fixtures and helpers
 # --------------------------------------------------------------------------------------------
-
-_LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost", "", None}
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Refuse (as if offline) and record any non-local connection or DNS lookup from Python."""
-    attempts = []
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def is_local(address) -> bool:
-        return not isinstance(address, tuple) or address[0] in _LOCAL_HOSTS
-
-    def connect(self, address):
-        if not is_local(address):
-            attempts.append(address)
-            raise OSError(f"network disabled in tests: {address}")
-        return real_connect(self, address)
-
-    def connect_ex(self, address):
-        if not is_local(address):
-            attempts.append(address)
-            raise OSError(f"network disabled in tests: {address}")
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host not in _LOCAL_HOSTS:
-            attempts.append(host)
-            raise socket.gaierror(f"network disabled in tests: {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield
-    assert not attempts, f"test tried to reach the network: {attempts}"
 
 
 def unique_rows(n_per_class: int, labels=LABELS) -> list[tuple[str, str]]:

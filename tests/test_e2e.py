@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import REPO
 from cookiecutter.main import cookiecutter
 
 
+@pytest.mark.slow
 def test_bake_train_export_verify_real_minilm(tmp_path, monkeypatch):
     config = tmp_path / "cookiecutter.yaml"
     config.write_text(f"cookiecutters_dir: {tmp_path / 'cc'}\nreplay_dir: {tmp_path / 'replay'}\n")
