@@ -26,7 +26,8 @@ demo: install
 		templates/text-classification project_name="BBC News"
 	cd $(DEMO_PROJECT) && $(PY) train.py \
 		--set export.export_dir=$(CURDIR)/saved_models \
-		--set data.max_train_examples=480 --set train.epochs=2
+		--set data.max_train_examples=480 --set train.epochs=2 \
+		--set export.verify_examples=1000
 
 lint: install
 	$(VENV)/bin/ruff check --no-cache ftk tests templates

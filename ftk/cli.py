@@ -105,7 +105,7 @@ def _export(args) -> int:
     from ftk.export.run import export_run
 
     summary = export_run(args.run_dir)
-    print(f"SavedModel: {summary['version_dir']}")
+    logger.info("SavedModel: %s", summary["version_dir"])
     return 0
 
 

@@ -81,6 +81,7 @@ def run(
     info = resolve_preset(config.model.preset, config.base_dir)
     if resume is None:
         run_dir = new_run_dir(config)  # only once the data and the preset are known good
+    logger.info("Run directory: %s", run_dir)
     save_run_config(
         run_dir,
         config,
@@ -117,6 +118,7 @@ def run(
     history = fit(model, train_ds, val_ds, run_dir, config.train, verbose=verbose)
     model.save_weights(str(run_dir / "model.weights.h5"))
 
+    logger.info("Evaluating on %d test examples", len(splits.test))
     probabilities = _predict_probabilities(model, splits.test.texts, batch)
     metrics = classification_report(splits.test.labels, probabilities.argmax(-1), labels)
     metrics["parameters"] = counts
@@ -131,6 +133,12 @@ def run(
         },
     )
 
+    if config.export.export_dir:
+        logger.info(
+            "Exporting SavedModel%s, then verifying against Keras on %d examples",
+            " and ONNX" if config.export.onnx else "",
+            n,
+        )
     exported = export(run_dir, model) if config.export.export_dir else {}
     summary = {
         "run_dir": str(run_dir),
@@ -153,6 +161,8 @@ def export(run_dir: Path, model=None) -> dict:
         return export_run(run_dir, model)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     command = [sys.executable, "-m", "ftk.export", str(run_dir)]
+    if not logger.isEnabledFor(logging.INFO):
+        command.append("--quiet")
     logger.info("Exporting under the TensorFlow backend: %s", " ".join(command))
     done = subprocess.run(command, env=env, check=False)
     if done.returncode != 0:
