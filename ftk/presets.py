@@ -193,7 +193,7 @@ def check_online(info: PresetInfo, timeout: float = PROBE_TIMEOUT_S) -> None:
         )
         raise PresetError(
             f"`model.preset` {info.name!r} is downloaded from {host}, which cannot be reached "
-            f"from this machine (no connection within {timeout:.0f} s). Use an offline preset: "
-            f"{offline}, or a local keras-hub / Hugging Face directory. "
+            f"from this machine (no connection; tried for up to {timeout:.0f} s). Use an offline "
+            f"preset: {offline}, or a local keras-hub / Hugging Face directory. "
             f"Received: model.preset={info.name!r}"
         )

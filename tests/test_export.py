@@ -178,3 +178,26 @@ def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == [0, 1, 2, 3]  # two before the crash, two after: none repeated or lost
     assert (run_dir / "model.weights.h5").is_file()
+
+
+def test_online_preset_offline_fails_fast_and_leaves_no_run(tiny_csv, tmp_path, monkeypatch):
+    import time
+
+    from ftk import presets
+    from ftk.errors import PresetError
+
+    monkeypatch.setattr(presets, "host_reachable", lambda *a, **k: False)
+    config = load_config(
+        None,
+        [
+            "data.format=csv",
+            f"data.path={tiny_csv}",
+            f"run.run_dir={tmp_path / 'runs'}",
+            "model.preset=bert_tiny_en_uncased",
+        ],
+    )
+    started = time.monotonic()
+    with pytest.raises(PresetError, match=r"www.kaggle.com.*minilm_l6"):
+        text_classification.run(config, verbose=0)
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -58,7 +58,7 @@ def run(
     from ftk.metrics import classification_report
     from ftk.models.text import build_text_classifier
     from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
-    from ftk.presets import resolve_preset
+    from ftk.presets import check_online, resolve_preset
     from ftk.training import compile_classifier, fit
 
     started = time.time()
@@ -79,6 +79,7 @@ def run(
     splits = (load_data or default_load_data)(config)
     labels = splits.label_names
     info = resolve_preset(config.model.preset, config.base_dir)
+    check_online(info)
     if resume is None:
         run_dir = new_run_dir(config)  # only once the data and the preset are known good
     logger.info("Run directory: %s", run_dir)
