@@ -73,6 +73,10 @@ def test_export_layout_and_agreement(finished_run):
     assert meta["verification"]["examples"] == 8
     assert meta["preset"]["checksum"].startswith("sha256:")
     assert not [p for p in version_dir.parent.iterdir() if p.name.startswith(".staging")]
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(version_dir / "onnx" / "model.onnx").metadata_props}
+    assert json.loads(props["labels"]) == ["music", "sport", "tech"]
 
 
 def test_savedmodel_signature_for_tf_serving(finished_run):

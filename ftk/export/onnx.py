@@ -23,8 +23,14 @@ def tensor_specs(sample: dict) -> list[tf.TensorSpec]:
     ]
 
 
-def write_text_onnx(model, sample: dict, path: Path) -> None:
-    """Write `model` (the Keras tensor model) to `path` as ONNX; `sample` fixes input names."""
+def write_text_onnx(
+    model, sample: dict, path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write `model` (the Keras tensor model) to `path` as ONNX; `sample` fixes input names.
+
+    `metadata` goes into the model's `metadata_props` (for example the label names as JSON).
+    """
+    import onnx
     import tf2onnx
 
     specs = tensor_specs(sample)
@@ -36,6 +42,7 @@ def write_text_onnx(model, sample: dict, path: Path) -> None:
         return {OUTPUT: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tf2onnx.convert.from_function(
-        forward, input_signature=specs, opset=OPSET, output_path=str(path)
-    )
+    proto, _ = tf2onnx.convert.from_function(forward, input_signature=specs, opset=OPSET)
+    for key, value in (metadata or {}).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save_model(proto, str(path))

@@ -8,6 +8,7 @@ that the *training* backend's model produced (`verify_reference.json` in the run
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -93,12 +94,14 @@ def export_run(run_dir: Path, model=None) -> dict:
     expected = np.asarray(reference["probabilities"], dtype=np.float32)
     if model is None:
         model = rebuild_model(config, labels, run_dir / WEIGHTS_FILE)
+    run_info = read_json(run_dir / "run.json")
     metadata = {
         "model_name": config.export.model_name,
         "task": "text_classification",
         "label_names": labels,
-        "preset": read_json(run_dir / "run.json").get("preset", {}),
-        "trained_backend": read_json(run_dir / "run.json").get("backend"),
+        "preset": run_info.get("preset", {}),
+        "trained_backend": run_info.get("backend"),
+        "data_fingerprint": run_info.get("data_fingerprint"),
         "metrics": read_json(run_dir / "metrics.json")
         if (run_dir / "metrics.json").exists()
         else {},
@@ -123,7 +126,9 @@ def export_run(run_dir: Path, model=None) -> dict:
             sample = {
                 k: np.asarray(v) for k, v in model.preprocessor(tf.constant(texts[:2])).items()
             }
-            write_text_onnx(model, sample, staging / ONNX_DIR / ONNX_FILE)
+            write_text_onnx(
+                model, sample, staging / ONNX_DIR / ONNX_FILE, {"labels": json.dumps(labels)}
+            )
             save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)
 
     def verify(staging: Path) -> None:
