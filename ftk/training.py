@@ -2,8 +2,8 @@
 
 Files written under the run directory:
 
-- `checkpoints/epoch<NNN>.weights.h5`: each epoch that improved the monitored metric (never
-  overwritten: one file per epoch).
+- `checkpoints/epoch<NNN>-val_loss<value>.weights.h5`: each epoch that improved the monitored loss
+  (never overwritten: one file per epoch).
 - `backup/`: Keras `BackupAndRestore` state; rerunning with `--resume <run_dir>` continues from
   the last finished epoch after a crash.
 - `logs/`: TensorBoard (`tensorboard --logdir <run_dir>/logs`).
@@ -13,6 +13,7 @@ Files written under the run directory:
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -43,7 +44,11 @@ def callbacks(run_dir: Path, train: TrainConfig, has_validation: bool) -> list:
     out = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "checkpoints" / "epoch{epoch:03d}.weights.h5"),
+            str(
+                run_dir
+                / "checkpoints"
+                / f"epoch{{epoch:03d}}-{monitor}{{{monitor}:.6f}}.weights.h5"
+            ),
             monitor=monitor,
             save_best_only=True,
             save_weights_only=True,
@@ -62,10 +67,21 @@ def callbacks(run_dir: Path, train: TrainConfig, has_validation: bool) -> list:
     return out
 
 
+_CHECKPOINT_RE = re.compile(r"^epoch(\d+)-(?:val_)?loss([0-9.eE+-]+|nan|inf)\.weights\.h5$")
+
+
 def best_checkpoint(run_dir: Path) -> Path | None:
-    """The newest per-epoch checkpoint (the best so far, since only improvements are saved)."""
-    files = sorted((run_dir / "checkpoints").glob("epoch*.weights.h5"))
-    return files[-1] if files else None
+    """The checkpoint with the lowest monitored loss (its value is in the file name).
+
+    Newest is not enough: after `--resume`, Keras' checkpoint callback starts tracking the best
+    value afresh, so the first epoch after a crash is saved even if it is worse.
+    """
+    scored = []
+    for path in (run_dir / "checkpoints").glob("epoch*.weights.h5"):
+        match = _CHECKPOINT_RE.match(path.name)
+        if match and match[2] not in ("nan", "inf"):
+            scored.append((float(match[2]), -int(match[1]), path))
+    return min(scored)[2] if scored else None
 
 
 def fit(model, train_ds, validation_ds, run_dir: Path, train: TrainConfig, verbose="auto"):

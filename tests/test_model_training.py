@@ -84,3 +84,19 @@ def test_full_fine_tuning_learns(tiny_preset):
     test = examples(10, seed=99)
     predicted = model.predict(test.texts, verbose=0).argmax(-1)
     assert (predicted == test.labels).mean() > 0.5  # chance is 1/3
+
+
+def test_best_checkpoint_is_the_lowest_loss_not_the_newest(tmp_path):
+    from ftk.training import best_checkpoint
+
+    (tmp_path / "checkpoints").mkdir()
+    assert best_checkpoint(tmp_path) is None
+    # After a resume, Keras saves the first epoch again even if it is worse than before the crash.
+    for name in (
+        "epoch001-val_loss0.900000",
+        "epoch002-val_loss0.400000",
+        "epoch003-val_loss0.700000",
+        "epoch004-val_lossnan",
+    ):
+        (tmp_path / "checkpoints" / f"{name}.weights.h5").write_bytes(b"")
+    assert best_checkpoint(tmp_path).name == "epoch002-val_loss0.400000.weights.h5"
