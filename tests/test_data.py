@@ -711,7 +711,7 @@ def test_tfds_prepared_directory_with_given_labels(prepared_tfds_dir):
 
 def test_to_dataset_batches_text_and_labels():
     texts = [f"text {i}" for i in range(10)]
-    examples = Examples(texts=texts, labels=np.arange(10, dtype=np.int32) % 3)
+    examples = Examples(inputs=texts, labels=np.arange(10, dtype=np.int32) % 3)
 
     batches = list(to_dataset(examples, batch_size=4).as_numpy_iterator())
 
@@ -724,7 +724,7 @@ def test_to_dataset_batches_text_and_labels():
 
 def test_to_dataset_shuffles_pairs_together():
     texts = [f"{i % 3} text {i}" for i in range(12)]
-    examples = Examples(texts=texts, labels=np.arange(12, dtype=np.int32) % 3)
+    examples = Examples(inputs=texts, labels=np.arange(12, dtype=np.int32) % 3)
 
     batches = list(to_dataset(examples, 5, shuffle_buffer=100, seed=1).as_numpy_iterator())
 

@@ -18,22 +18,31 @@ from ftk.errors import DataError
 
 @dataclass(frozen=True)
 class Row:
-    """One raw example: its input, its label name, and where it came from (for errors)."""
+    """One raw example: its input (a text, or an image's path), its label name, and where it
+    came from (for errors)."""
 
-    text: str
+    input: str
     label: str
     origin: str
+
+    @property
+    def text(self) -> str:
+        return self.input
 
 
 @dataclass
 class Examples:
-    """Inputs with integer label ids."""
+    """Inputs (texts, or image paths) with integer label ids."""
 
-    texts: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
     labels: np.ndarray = field(default_factory=lambda: np.zeros([0], np.int32))
 
+    @property
+    def texts(self) -> list[str]:
+        return self.inputs
+
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.inputs)
 
 
 @dataclass
@@ -84,7 +93,7 @@ def label_map(rows: list[Row], config: DataConfig) -> list[str]:
 
 def _to_examples(rows: list[Row], ids: dict[str, int]) -> Examples:
     return Examples(
-        texts=[row.text for row in rows],
+        inputs=[row.input for row in rows],
         labels=np.asarray([ids[row.label] for row in rows], dtype=np.int32),
     )
 
@@ -121,21 +130,21 @@ def _fingerprint(splits: dict[str, list[Row]]) -> str:
     for name in sorted(splits):
         for row in splits[name]:
             digest.update(f"{name}\t{row.label}\t".encode())
-            digest.update(row.text.encode("utf-8", errors="replace"))
+            digest.update(row.input.encode("utf-8", errors="replace"))
     return f"sha256:{digest.hexdigest()}"
 
 
 def deduplicate(rows: list[Row]) -> tuple[list[Row], int]:
-    """Drop repeated (text, label) rows, so a text cannot land in both train and test.
+    """Drop repeated (input, label) rows, so an example cannot land in both train and test.
 
-    The same text with two different labels is an error naming both places.
+    The same input with two different labels is an error naming both places.
     """
     seen: dict[str, Row] = {}
     kept = []
     for row in rows:
-        first = seen.get(row.text)
+        first = seen.get(row.input)
         if first is None:
-            seen[row.text] = row
+            seen[row.input] = row
             kept.append(row)
         elif first.label != row.label:
             raise DataError(
