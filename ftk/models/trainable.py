@@ -4,8 +4,9 @@
 
 - `"head"`: the backbone is frozen, only the classification head trains.
 - `"all"`: every weight trains.
-- `"last_n:<k>"`: the top `k` transformer layers (and any pooler above them) train; the
-  embeddings and lower layers stay frozen.
+- `"last_n:<k>"`: the top `k` blocks (transformer layers, or a CNN's named blocks) and any
+  pooler or top layer above them train; the embeddings / stem and lower blocks stay frozen, and
+  every BatchNorm stays in inference mode.
 
 Changing `trainable` only takes effect in a compiled model after `compile()`, so callers
 apply the policy, then compile.
@@ -14,7 +15,10 @@ apply the policy, then compile.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+
+import keras
 
 from ftk.errors import ConfigError
 
@@ -38,13 +42,33 @@ class TrainablePolicy:
         )
 
 
+_CNN_BLOCK_RE = re.compile(r"^(block\d+[a-z]?)_")
+
+
 def _top_layers(backbone) -> list:
-    """Layers that sit above the transformer stack (poolers, final norms)."""
+    """Layers that sit above the last block (poolers, final norms, a CNN's top conv)."""
     return [
         layer
         for layer in backbone.layers
-        if "pool" in layer.name or layer.name.startswith(("final", "output_layer_norm"))
+        if "pool" in layer.name or layer.name.startswith(("final", "output_layer_norm", "top_"))
     ]
+
+
+def backbone_blocks(backbone) -> list[list]:
+    """The backbone's blocks, bottom to top, each a list of layers.
+
+    Transformers: one block per `transformer_layers` entry. CNNs built from named blocks
+    (EfficientNet's `block3b_...` layers): the layers sharing a block prefix.
+    """
+    layers = getattr(backbone, "transformer_layers", None)
+    if layers:
+        return [[layer] for layer in layers]
+    groups: dict[str, list] = {}
+    for layer in backbone.layers:
+        match = _CNN_BLOCK_RE.match(layer.name)
+        if match:
+            groups.setdefault(match[1], []).append(layer)
+    return list(groups.values())
 
 
 def apply_trainable_policy(model, policy: TrainablePolicy) -> dict[str, int]:
@@ -61,21 +85,28 @@ def apply_trainable_policy(model, policy: TrainablePolicy) -> dict[str, int]:
     # Set the backbone explicitly: a functional Task does not always cascade the flag into it.
     backbone.trainable = policy.kind != "head"
     if policy.kind == "last_n":
-        layers = getattr(backbone, "transformer_layers", None)
-        if not layers:
+        blocks = backbone_blocks(backbone)
+        if not blocks:
             raise ConfigError(
-                f"`model.trainable='last_n:{policy.n}'` needs a transformer backbone; "
-                f"{type(backbone).__name__} has no transformer layers. Use 'head' or 'all'."
+                f"`model.trainable='last_n:{policy.n}'` needs a backbone made of blocks; "
+                f"{type(backbone).__name__} has none ftk recognises. Use 'head' or 'all'."
             )
-        if policy.n > len(layers):
+        if policy.n > len(blocks):
             raise ConfigError(
-                f"`model.trainable` asks for the last {policy.n} layers, but the backbone has "
-                f"{len(layers)}. Received: model.trainable='last_n:{policy.n}'"
+                f"`model.trainable` asks for the last {policy.n} blocks, but the backbone has "
+                f"{len(blocks)}. Received: model.trainable='last_n:{policy.n}'"
             )
         for layer in backbone.layers:
             layer.trainable = False
-        for layer in list(layers[-policy.n :]) + _top_layers(backbone):
+        for layer in [layer for block in blocks[-policy.n :] for layer in block]:
             layer.trainable = True
+        for layer in _top_layers(backbone):
+            layer.trainable = True
+        # A partly frozen backbone keeps every BatchNorm in inference mode (Keras 3 runs a
+        # non-trainable BatchNormalization layer with its moving statistics).
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
     return count_parameters(model)
 
 

@@ -1,0 +1,68 @@
+"""Image classifier on the real EfficientNet-Lite0 weights: input size, trainable policies, and
+BatchNorm kept in inference mode while the backbone is partly frozen."""
+
+import keras
+import numpy as np
+import pytest
+
+from ftk.config import ModelConfig, TrainConfig
+from ftk.errors import ConfigError, PresetError
+from ftk.models.image import build_image_classifier
+from ftk.models.trainable import TrainablePolicy, apply_trainable_policy, backbone_blocks
+from ftk.presets import resolve_preset
+from ftk.training import compile_classifier
+
+
+@pytest.fixture(scope="module")
+def lite0(tmp_path_factory):
+    import os
+
+    old = os.environ.get("FTK_CACHE")
+    os.environ["FTK_CACHE"] = str(tmp_path_factory.mktemp("ftk-cache"))
+    try:
+        yield resolve_preset("efficientnet_lite0")
+    finally:
+        if old is None:
+            os.environ.pop("FTK_CACHE")
+        else:
+            os.environ["FTK_CACHE"] = old
+
+
+def test_builds_at_a_custom_size(lite0):
+    model = build_image_classifier(lite0, ModelConfig(dropout=0.2), 4, (96, 96))
+    assert model.preprocessor.image_converter.image_size == (96, 96)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
+    assert model.predict(images, verbose=0).shape == (2, 4)
+    with pytest.raises(PresetError, match="num_classes"):
+        build_image_classifier(lite0, ModelConfig(), 1, (96, 96))
+    with pytest.raises(PresetError, match="image_size"):
+        build_image_classifier(lite0, ModelConfig(), 3, (8, 8))
+
+
+def test_policies_and_batchnorm_inference_mode(lite0):
+    model = build_image_classifier(lite0, ModelConfig(), 3, (64, 64))
+    blocks = backbone_blocks(model.backbone)
+    assert len(blocks) == 16  # EfficientNet-Lite0: 1 + 2 + 2 + 3 + 3 + 4 + 1
+    head = apply_trainable_policy(model, TrainablePolicy.parse("head"))
+    assert head["trainable"] == 1280 * 3 + 3
+    everything = apply_trainable_policy(model, TrainablePolicy.parse("all"))
+    last2 = apply_trainable_policy(model, TrainablePolicy.parse("last_n:2"))
+    assert head["trainable"] < last2["trainable"] < everything["trainable"]
+    bns = [la for la in model.backbone.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert bns and not any(bn.trainable for bn in bns)
+    assert model.backbone.get_layer("block7a_project").trainable
+    assert not model.backbone.get_layer("block5a_project").trainable
+    with pytest.raises(ConfigError, match="has 16"):
+        apply_trainable_policy(model, TrainablePolicy.parse("last_n:17"))
+
+    # One training step: trainable conv weights move, BatchNorm statistics do not.
+    apply_trainable_policy(model, TrainablePolicy.parse("last_n:2"))
+    compile_classifier(model, TrainConfig(learning_rate=1e-2))
+    bn = model.backbone.get_layer("block7a_project_bn")
+    conv = model.backbone.get_layer("block7a_project")
+    mean_before, kernel_before = bn.moving_mean.numpy().copy(), conv.kernel.numpy().copy()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (8, 64, 64, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 3, epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), mean_before)
+    assert not np.array_equal(conv.kernel.numpy(), kernel_before)
