@@ -66,3 +66,37 @@ def test_policies_and_batchnorm_inference_mode(lite0):
     model.fit(x, np.arange(8) % 3, epochs=1, batch_size=8, verbose=0)
     np.testing.assert_array_equal(bn.moving_mean.numpy(), mean_before)
     assert not np.array_equal(conv.kernel.numpy(), kernel_before)
+
+
+def test_image_savedmodel_bytes_and_pixels_signatures_match_keras(lite0, tmp_path):
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from ftk.export.savedmodel import decode_image_bytes, write_image_savedmodel
+
+    size = (64, 64)
+    model = build_image_classifier(lite0, ModelConfig(), 3, size)
+    rng = np.random.default_rng(0)
+    encoded = []
+    for mode, fmt in (("RGB", "PNG"), ("L", "PNG"), ("RGBA", "PNG"), ("RGB", "JPEG")):
+        array = rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(array).convert(mode).save(buffer, format=fmt)
+        encoded.append(buffer.getvalue())
+    pixels = tf.stack([decode_image_bytes(tf.constant(b), size) for b in encoded])
+    expected = keras.ops.convert_to_numpy(
+        keras.ops.softmax(model.predict(pixels.numpy(), verbose=0), axis=-1)
+    )
+
+    labels = ["ankle_boot", "bag", "coat"]
+    write_image_savedmodel(model, labels, size, tmp_path / "1")
+    loaded = tf.saved_model.load(str(tmp_path / "1"))
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-4)
+    names = [labels[i].encode() for i in served["class_id"].numpy()]
+    assert served["class_name"].numpy().tolist() == names
+    from_pixels = loaded.signatures["serving_pixels"](pixels=pixels)
+    np.testing.assert_allclose(from_pixels["probabilities"].numpy(), expected, atol=1e-4)
+    assert (tmp_path / "1" / "assets.extra" / "labels.txt").read_text().split() == labels

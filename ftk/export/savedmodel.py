@@ -1,7 +1,8 @@
-"""SavedModel for TF Serving: raw strings in, probabilities, class ids and names out.
+"""SavedModels for TF Serving: raw text or encoded image bytes in; probabilities, class ids
+and class names out.
 
 keras-hub's own `Task.export` leaves the preprocessor out, so ftk writes a
-`keras.export.ExportArchive` whose `serving_default` runs tokenizer -> model -> softmax.
+`keras.export.ExportArchive` whose `serving_default` runs preprocessing -> model -> softmax.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import keras
 import tensorflow as tf
 
 TEXT_INPUT = "text"
+IMAGE_INPUT = "image_bytes"
+PIXELS_INPUT = "pixels"
 OUTPUTS = ("probabilities", "class_id", "class_name")
 
 
@@ -32,20 +35,76 @@ def write_text_savedmodel(model, label_names: list[str], path: Path) -> None:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
     def serve(text):
-        logits = model(preprocessor(text), training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        return {
-            "probabilities": probabilities,
-            "class_id": class_id,
-            "class_name": tf.gather(names, class_id),
-        }
+        return classification_outputs(model(preprocessor(text), training=False), names)
 
     archive.add_endpoint("serving_default", serve)
+    _write(archive, label_names, path)
+
+
+def classification_outputs(logits, names) -> dict:
+    """The served outputs: softmax probabilities, the argmax id and its label name."""
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+    class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return {
+        "probabilities": probabilities,
+        "class_id": class_id,
+        "class_name": tf.gather(names, class_id),
+    }
+
+
+def _write(archive, label_names: list[str], path: Path) -> None:
     archive.write_out(str(path), verbose=False)
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     (extra / "labels.txt").write_text("\n".join(label_names) + "\n", encoding="utf-8")
+
+
+def decode_image_bytes(data, image_size: tuple[int, int]):
+    """Encoded JPEG/PNG/BMP/GIF bytes -> float32 RGB `[h, w, 3]` in [0, 255] (first GIF frame).
+
+    Grayscale is expanded and alpha dropped by `decode_image(channels=3)`; the resize is
+    bilinear with antialiasing. Pure TensorFlow ops, so it runs inside the served graph.
+    """
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image = tf.image.resize(tf.cast(image, tf.float32), image_size, antialias=True)
+    return tf.ensure_shape(image, [*image_size, 3])
+
+
+def write_image_savedmodel(
+    model, label_names: list[str], image_size: tuple[int, int], path: Path
+) -> None:
+    """Write `model` (a keras-hub ImageClassifier with its preprocessor) to `path`.
+
+    `serving_default`: `image_bytes` (string, [batch], encoded images) -> `probabilities`,
+    `class_id`, `class_name`; decoding and resizing happen in the graph. `serving_pixels`:
+    `pixels` (float32, [batch, h, w, 3], RGB in [0, 255]) -> the same outputs.
+    """
+    preprocessor = model.preprocessor
+    names = tf.constant(label_names)
+    height, width = image_size
+    archive = keras.export.ExportArchive()
+
+    def predict(pixels):
+        return classification_outputs(model(preprocessor(pixels), training=False), names)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_INPUT)])
+    def serve(image_bytes):
+        pixels = tf.map_fn(
+            lambda data: decode_image_bytes(data, (height, width)),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+        )
+        return predict(pixels)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name=PIXELS_INPUT)]
+    )
+    def serve_pixels(pixels):
+        return predict(pixels)
+
+    archive.add_endpoint("serving_default", serve)
+    archive.add_endpoint("serving_pixels", serve_pixels)
+    _write(archive, label_names, path)
 
 
 def load_signature(path: Path):
