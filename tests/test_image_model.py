@@ -74,7 +74,7 @@ def test_image_savedmodel_bytes_and_pixels_signatures_match_keras(lite0, tmp_pat
     import tensorflow as tf
     from PIL import Image
 
-    from ftk.export.savedmodel import decode_image_bytes, write_image_savedmodel
+    from ftk.export.savedmodel import decode_for_serving, write_image_savedmodel
 
     size = (64, 64)
     model = build_image_classifier(lite0, ModelConfig(), 3, size)
@@ -85,7 +85,7 @@ def test_image_savedmodel_bytes_and_pixels_signatures_match_keras(lite0, tmp_pat
         buffer = io.BytesIO()
         Image.fromarray(array).convert(mode).save(buffer, format=fmt)
         encoded.append(buffer.getvalue())
-    pixels = tf.stack([decode_image_bytes(tf.constant(b), size) for b in encoded])
+    pixels = tf.stack([decode_for_serving(tf.constant(b), size) for b in encoded])
     expected = keras.ops.convert_to_numpy(
         keras.ops.softmax(model.predict(pixels.numpy(), verbose=0), axis=-1)
     )
@@ -100,3 +100,29 @@ def test_image_savedmodel_bytes_and_pixels_signatures_match_keras(lite0, tmp_pat
     from_pixels = loaded.signatures["serving_pixels"](pixels=pixels)
     np.testing.assert_allclose(from_pixels["probabilities"].numpy(), expected, atol=1e-4)
     assert (tmp_path / "1" / "assets.extra" / "labels.txt").read_text().split() == labels
+
+
+def test_training_pipeline_and_served_graph_decode_identically(tmp_path):
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from ftk.data.images import decode_and_resize
+    from ftk.export.savedmodel import decode_for_serving
+
+    rng = np.random.default_rng(3)
+    for mode, fmt, suffix in (
+        ("RGB", "JPEG", ".jpg"),
+        ("L", "PNG", ".png"),
+        ("RGBA", "PNG", ".png"),
+        ("P", "GIF", ".gif"),
+    ):
+        buffer = io.BytesIO()
+        image = Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).convert(mode)
+        image.save(buffer, format=fmt)
+        path = tmp_path / f"{mode}{suffix}"
+        path.write_bytes(buffer.getvalue())
+        trained = decode_and_resize(tf.constant(str(path)), (32, 32)).numpy()
+        served = decode_for_serving(tf.constant(buffer.getvalue()), (32, 32)).numpy()
+        np.testing.assert_array_equal(trained, served, err_msg=f"{mode} {fmt}")

@@ -148,7 +148,7 @@ def deduplicate(rows: list[Row]) -> tuple[list[Row], int]:
             kept.append(row)
         elif first.label != row.label:
             raise DataError(
-                f"The same text has two labels: {first.label!r} at {first.origin} and "
+                f"The same example has two labels: {first.label!r} at {first.origin} and "
                 f"{row.label!r} at {row.origin}. Fix or remove one of them."
             )
     return kept, len(rows) - len(kept)

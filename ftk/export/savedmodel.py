@@ -59,14 +59,16 @@ def _write(archive, label_names: list[str], path: Path) -> None:
     (extra / "labels.txt").write_text("\n".join(label_names) + "\n", encoding="utf-8")
 
 
-def decode_image_bytes(data, image_size: tuple[int, int]):
-    """Encoded JPEG/PNG/BMP/GIF bytes -> float32 RGB `[h, w, 3]` in [0, 255] (first GIF frame).
+def decode_for_serving(data, image_size: tuple[int, int]):
+    """Encoded image bytes -> float32 RGB `[h, w, 3]` in [0, 255], in pure graph ops.
 
-    Grayscale is expanded and alpha dropped by `decode_image(channels=3)`; the resize is
-    bilinear with antialiasing. Pure TensorFlow ops, so it runs inside the served graph.
+    The same decoder and resize as the training pipeline (`ftk.data.images`), without its
+    Pillow fallback (a served graph holds no Python): JPEG, PNG and GIF decode exactly as in
+    training; see `ftk.data.images.decode_image_bytes` for the formats TensorFlow gets wrong.
     """
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(tf.cast(image, tf.float32), image_size, antialias=True)
+    from ftk.data.images import decode_image_bytes, resize_image
+
+    image = resize_image(decode_image_bytes(data, pillow_fallback=False), image_size)
     return tf.ensure_shape(image, [*image_size, 3])
 
 
@@ -90,7 +92,7 @@ def write_image_savedmodel(
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_INPUT)])
     def serve(image_bytes):
         pixels = tf.map_fn(
-            lambda data: decode_image_bytes(data, (height, width)),
+            lambda data: decode_for_serving(data, (height, width)),
             image_bytes,
             fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
         )
