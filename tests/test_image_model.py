@@ -126,3 +126,10 @@ def test_training_pipeline_and_served_graph_decode_identically(tmp_path):
         trained = decode_and_resize(tf.constant(str(path)), (32, 32)).numpy()
         served = decode_for_serving(tf.constant(buffer.getvalue()), (32, 32)).numpy()
         np.testing.assert_array_equal(trained, served, err_msg=f"{mode} {fmt}")
+
+
+def test_text_builder_rejects_an_image_backbone_clearly(lite0):
+    from ftk.models.text import build_text_classifier
+
+    with pytest.raises(PresetError, match=r"could not load a text classifier.*efficientnet_lite0"):
+        build_text_classifier(lite0, ModelConfig(), 3)

@@ -10,6 +10,7 @@ import keras_hub
 
 from ftk.config import ModelConfig
 from ftk.errors import PresetError
+from ftk.models.loading import check_num_classes, preset_errors
 from ftk.presets import PresetInfo, check_online
 
 
@@ -23,13 +24,12 @@ def build_image_classifier(
     >>> info = resolve_preset("efficientnet_lite0")
     >>> classifier = build_image_classifier(info, ModelConfig(), 10, (96, 96))
     """
-    if num_classes < 2:
-        raise PresetError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+    check_num_classes(num_classes)
     height, width = image_size
     if not (16 <= height <= 1024 and 16 <= width <= 1024):
         raise PresetError(f"`image_size` must be between 16 and 1024. Received: {image_size}")
     check_online(info)
-    try:
+    with preset_errors(info, "an image classifier"):
         preprocessor = keras_hub.models.ImageClassifierPreprocessor.from_preset(info.location)
         converter = preprocessor.image_converter
         resized = type(converter).from_config(
@@ -42,11 +42,4 @@ def build_image_classifier(
             preprocessor=preprocessor,
             dropout=model_config.dropout,
         )
-    except PresetError:
-        raise
-    except (ValueError, FileNotFoundError, KeyError, AttributeError) as e:
-        raise PresetError(
-            f"keras-hub could not load an image classifier from {info.source}: {e}. "
-            f"Received: model.preset={info.name!r}"
-        ) from e
     return classifier

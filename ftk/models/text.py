@@ -12,7 +12,7 @@ import keras
 import keras_hub
 
 from ftk.config import ModelConfig
-from ftk.errors import PresetError
+from ftk.models.loading import check_num_classes, preset_errors
 from ftk.presets import PresetInfo, check_online
 
 logger = logging.getLogger("ftk")
@@ -28,10 +28,9 @@ def build_text_classifier(
     >>> info = resolve_preset("minilm_l6")
     >>> classifier = build_text_classifier(info, ModelConfig(sequence_length=128), 5)
     """
-    if num_classes < 2:
-        raise PresetError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+    check_num_classes(num_classes)
     check_online(info)
-    try:
+    with preset_errors(info, "a text classifier"):
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
             info.location, sequence_length=model_config.sequence_length
         )
@@ -48,13 +47,6 @@ def build_text_classifier(
             preprocessor=preprocessor,
             dropout=model_config.dropout,
         )
-    except PresetError:
-        raise
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise PresetError(
-            f"keras-hub could not load a text classifier from {info.source}: {e}. "
-            f"Received: model.preset={info.name!r}"
-        ) from e
     if info.exact_gelu:
         use_exact_gelu(classifier.backbone)
     return classifier
