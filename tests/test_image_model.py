@@ -133,3 +133,23 @@ def test_text_builder_rejects_an_image_backbone_clearly(lite0):
 
     with pytest.raises(PresetError, match=r"could not load a text classifier.*efficientnet_lite0"):
         build_text_classifier(lite0, ModelConfig(), 3)
+
+
+def test_image_onnx_matches_keras(lite0, tmp_path):
+    import json
+
+    import onnx
+
+    from ftk.export.onnx import write_image_onnx
+    from ftk.export.verify import verify_onnx
+
+    model = build_image_classifier(lite0, ModelConfig(), 3, (64, 64))
+    pixels = np.random.default_rng(5).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(
+        keras.ops.softmax(model.predict(pixels, verbose=0), axis=-1)
+    )
+    path = tmp_path / "onnx" / "model.onnx"
+    write_image_onnx(model, (64, 64), path, {"labels": json.dumps(["a", "b", "c"])})
+    assert verify_onnx(path, {"pixels": pixels}, expected, 1e-4) <= 1e-4
+    props = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert json.loads(props["labels"]) == ["a", "b", "c"]

@@ -1,7 +1,8 @@
-"""ONNX export of the tensor model (token ids in, probabilities out) with tf2onnx.
+"""ONNX export of the tensor model with tf2onnx: token ids or float pixels in, probabilities out.
 
 Tokenisation stays outside ONNX (onnxruntime has no tensorflow-text ops); the preprocessor is
-saved beside the model as a keras-hub preset so clients produce the same token ids.
+saved beside the model as a keras-hub preset so clients produce the same token ids. Image
+decoding stays outside too; the backbone's normalisation is inside.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ def write_text_onnx(
 
     `metadata` goes into the model's `metadata_props` (for example the label names as JSON).
     """
-    import onnx
-    import tf2onnx
-
     specs = tensor_specs(sample)
     names = [spec.name for spec in specs]
 
@@ -40,6 +38,28 @@ def write_text_onnx(
     def forward(*inputs):
         logits = model(dict(zip(names, inputs, strict=True)), training=False)
         return {OUTPUT: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+
+    _convert(forward, specs, path, metadata)
+
+
+def write_image_onnx(
+    model, image_size: tuple[int, int], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write an image classifier to `path` as ONNX: `pixels` (float32 `[batch, h, w, 3]`, RGB in
+    [0, 255]) -> `probabilities`. The backbone's normalisation is inside; decoding is not."""
+    specs = [tf.TensorSpec([None, *image_size, 3], tf.float32, name="pixels")]
+
+    @tf.function(input_signature=specs)
+    def forward(pixels):
+        logits = model(model.preprocessor(pixels), training=False)
+        return {OUTPUT: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+
+    _convert(forward, specs, path, metadata)
+
+
+def _convert(forward, specs, path: Path, metadata: dict[str, str] | None) -> None:
+    import onnx
+    import tf2onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=specs, opset=OPSET)
