@@ -22,7 +22,6 @@ module does not choose a Keras backend.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 from collections.abc import Callable, Iterable
@@ -35,6 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ftk.config import DataConfig
+from ftk.data.csv_records import read_records
 from ftk.data.splits import Examples, Row, Splits, build_splits
 from ftk.errors import ConfigError, DataError
 
@@ -136,33 +136,16 @@ def _resolve_listed(value: str, base: Path) -> str:
     return os.path.abspath(path if path.is_absolute() else base / path)
 
 
-def _check_columns(path: Path, columns: list[str], path_column: str, label_column: str) -> None:
-    for role, key, column in (
-        ("image paths", "data.text_column", path_column),
-        ("labels", "data.label_column", label_column),
-    ):
-        if column not in columns:
-            raise DataError(
-                f"{path} has no column {column!r} for the {role} (set by {key}). "
-                f"Columns found: {columns}. Received: {key}={column!r}"
-            )
-
-
-def _csv_row(path: Path, line: int, value: str | None, label: str | None) -> Row:
-    where = f"{path}:{line}"
-    if value is None or label is None:
-        raise DataError(f"{where} has fewer columns than the header.")
+def _csv_row(value: str, label: str, where: str, base: Path) -> Row:
     if not value.strip():
         raise DataError(f"Empty image path at {where}. Every row needs an image path.")
-    if not label.strip():
-        raise DataError(f"Empty label at {where}. Every row needs a label.")
-    image = _resolve_listed(value.strip(), path.parent)
+    image = _resolve_listed(value.strip(), base)
     if not os.path.isfile(image):
         raise DataError(
             f"Image not found: {image} (listed at {where} as {value.strip()!r}; relative paths "
-            f"are read from the CSV file's folder {path.parent})."
+            f"are read from the CSV file's folder {base})."
         )
-    return Row(image, label.strip(), where)
+    return Row(image, label, where)
 
 
 def read_image_csv(path: Path, path_column: str = "path", label_column: str = "label") -> list[Row]:
@@ -180,26 +163,15 @@ def read_image_csv(path: Path, path_column: str = "path", label_column: str = "l
     ```
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"data.format='csv' needs a CSV file of image paths and labels. "
-            f"Received: {str(path)!r} (not a file)"
-        )
-    try:
-        # utf-8-sig: spreadsheets often start CSV files with a byte-order mark.
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            _check_columns(path, list(reader.fieldnames or []), path_column, label_column)
-            return [
-                _csv_row(path, line, record[path_column], record[label_column])
-                for line, record in enumerate(reader, start=2)
-            ]
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path} is not UTF-8 text ({e.reason} at byte {e.start}). Re-encode it as UTF-8."
-        ) from None
-    except csv.Error as e:
-        raise DataError(f"{path} is not a valid CSV file: {e}") from None
+    records = read_records(
+        path,
+        path_column,
+        label_column,
+        what="a CSV file of image paths and labels",
+        input_role=" for the image paths",
+        replace_hint=False,  # replacing bytes in a path cannot find the file
+    )
+    return [_csv_row(value, label, where, path.parent) for value, label, where in records]
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ len(splits.train.texts)     # number of training examples
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 from ftk.config import DataConfig
+from ftk.data.csv_records import not_utf8, read_records
 from ftk.data.splits import Examples, Row, Splits, build_splits
 from ftk.errors import DataError
 
@@ -48,13 +48,6 @@ def example_dataset_path(name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / subdir
 
 
-def _not_utf8(path, e: UnicodeDecodeError) -> DataError:
-    return DataError(
-        f"{path} is not UTF-8 text ({e.reason} at byte {e.start}). Re-encode it as UTF-8, or set "
-        "data.decode_errors='replace' to replace undecodable bytes with U+FFFD."
-    )
-
-
 def read_folder(path: Path, decode_errors: str = "strict") -> list[Row]:
     """`<path>/<label>/*.txt`: one example per file, the folder name is the label."""
     if not path.is_dir():
@@ -79,7 +72,7 @@ def read_folder(path: Path, decode_errors: str = "strict") -> list[Row]:
             try:
                 text = file.read_bytes().decode("utf-8", errors=decode_errors)
             except UnicodeDecodeError as e:
-                raise _not_utf8(file, e) from None
+                raise not_utf8(file, e) from None
             rows.append(Row(text, class_dir.name, str(file)))
     return rows
 
@@ -88,35 +81,10 @@ def read_csv(
     path: Path, text_column: str, label_column: str, decode_errors: str = "strict"
 ) -> list[Row]:
     """A CSV file with a header row; `text_column` and `label_column` name the columns."""
-    if not path.is_file():
-        raise DataError(f"data.format='csv' needs a CSV file. Received: {str(path)!r} (not a file)")
-    rows = []
-    try:
-        # utf-8-sig: spreadsheets often start CSV files with a byte-order mark.
-        with path.open(newline="", encoding="utf-8-sig", errors=decode_errors) as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            for key, column in (
-                ("data.text_column", text_column),
-                ("data.label_column", label_column),
-            ):
-                if column not in columns:
-                    raise DataError(
-                        f"{path} has no column {column!r} (set by {key}). "
-                        f"Columns found: {columns}. Received: {key}={column!r}"
-                    )
-            for line, record in enumerate(reader, start=2):
-                text, label = record[text_column], record[label_column]
-                if text is None or label is None:
-                    raise DataError(f"{path}:{line} has fewer columns than the header.")
-                if not label.strip():
-                    raise DataError(f"Empty label at {path}:{line}. Every row needs a label.")
-                rows.append(Row(text, label.strip(), f"{path}:{line}"))
-    except UnicodeDecodeError as e:
-        raise _not_utf8(path, e) from None
-    except csv.Error as e:
-        raise DataError(f"{path} is not a valid CSV file: {e}") from None
-    return rows
+    return [
+        Row(text, label, origin)
+        for text, label, origin in read_records(path, text_column, label_column, decode_errors)
+    ]
 
 
 def read_tfds(name_or_dir: str, split: str, config: DataConfig) -> list[Row] | None:
