@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ftk.export.savedmodel import probabilities_of
+
 OPSET = 17
 OUTPUT = "probabilities"
 
@@ -37,7 +39,7 @@ def write_text_onnx(
     @tf.function(input_signature=specs)
     def forward(*inputs):
         logits = model(dict(zip(names, inputs, strict=True)), training=False)
-        return {OUTPUT: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+        return {OUTPUT: probabilities_of(logits)}
 
     _convert(forward, specs, path, metadata)
 
@@ -52,7 +54,7 @@ def write_image_onnx(
     @tf.function(input_signature=specs)
     def forward(pixels):
         logits = model(model.preprocessor(pixels), training=False)
-        return {OUTPUT: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+        return {OUTPUT: probabilities_of(logits)}
 
     _convert(forward, specs, path, metadata)
 

@@ -41,9 +41,14 @@ def write_text_savedmodel(model, label_names: list[str], path: Path) -> None:
     _write(archive, label_names, path)
 
 
+def probabilities_of(logits):
+    """Float32 softmax probabilities (float32 even when the model computes in bfloat16)."""
+    return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+
+
 def classification_outputs(logits, names) -> dict:
     """The served outputs: softmax probabilities, the argmax id and its label name."""
-    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+    probabilities = probabilities_of(logits)
     class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return {
         "probabilities": probabilities,

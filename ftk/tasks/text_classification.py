@@ -134,13 +134,14 @@ def run(
         },
     )
 
+    exported = {}
     if config.export.export_dir:
         logger.info(
             "Exporting SavedModel%s, then verifying against Keras on %d examples",
             " and ONNX" if config.export.onnx else "",
             n,
         )
-    exported = export(run_dir, model) if config.export.export_dir else {}
+        exported = export(run_dir, model)
     summary = {
         "run_dir": str(run_dir),
         "test_accuracy": metrics["accuracy"],
