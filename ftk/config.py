@@ -29,7 +29,9 @@ from typing import Any
 from ftk.errors import ConfigError
 
 BACKENDS = ("tensorflow", "jax", "torch")
+TASKS = ("text_classification", "image_classification")
 DATA_FORMATS = ("folder", "csv", "tfds")
+ON_BAD_IMAGES = ("error", "skip")
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
 _TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -39,6 +41,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class RunConfig:
     """Where runs are written, and the seed."""
 
+    task: str = "text_classification"
     run_dir: str = "runs"
     seed: int = 42
 
@@ -56,6 +59,7 @@ class ModelConfig:
 
     preset: str = "minilm_l6"
     sequence_length: int = 128
+    image_size: int = 224
     trainable: str = "all"
     dropout: float = 0.1
 
@@ -69,13 +73,30 @@ class DataConfig:
     validation_path: str = ""
     test_path: str = ""
     text_column: str = "text"
+    image_column: str = "path"
     label_column: str = "label"
     labels: list[str] = field(default_factory=list)
     decode_errors: str = "strict"
+    on_bad_images: str = "error"
     validation_split: float = 0.1
     test_split: float = 0.2
     max_train_examples: int = 0
     shuffle_buffer: int = 10000
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation of training images (never validation, test or export).
+
+    0 (or `flip = false`) turns each one off. `rotation` is a fraction of a full turn
+    (0.05 = up to 18 degrees either way), `zoom` the largest zoom in or out (0.1 = 10%),
+    `contrast` the largest contrast change (0.1 = 10%).
+    """
+
+    flip: bool = True
+    rotation: float = 0.05
+    zoom: float = 0.1
+    contrast: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Directory that relative paths in the config are resolved against (not a TOML key).
@@ -120,15 +142,50 @@ class Config:
         return path if path.is_absolute() else (Path(self.base_dir) / path).resolve()
 
 
+# Keys that only one task reads; every other key applies to every task. A config that sets
+# another task's key is an error (it would be silently ignored otherwise).
+TASK_ONLY_KEYS: dict[str, tuple[str, ...]] = {
+    "text_classification": ("model.sequence_length", "data.text_column", "data.decode_errors"),
+    "image_classification": (
+        "model.image_size",
+        "data.image_column",
+        "data.on_bad_images",
+        "augment.flip",
+        "augment.rotation",
+        "augment.zoom",
+        "augment.contrast",
+    ),
+}
+
+# Defaults that differ from the dataclass defaults (which are the text task's), by task.
+TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "text_classification": {},
+    "image_classification": {
+        "model": {"preset": "efficientnet_lite0", "dropout": 0.2},
+        "data": {"path": ""},
+        "train": {"batch_size": 32, "learning_rate": 1e-3},
+        "export": {"model_name": "image_classifier"},
+    },
+}
+
+
+def _foreign_keys(task: str) -> set[str]:
+    return {key for other, keys in TASK_ONLY_KEYS.items() if other != task for key in keys}
+
+
 def _sections() -> dict[str, type]:
     hints = typing.get_type_hints(Config)
     return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "base_dir"}
 
 
-def valid_keys() -> list[str]:
-    """Every `section.key` the configuration accepts."""
+def valid_keys(task: str | None = None) -> list[str]:
+    """Every `section.key` the configuration accepts; with `task`, those that task reads."""
+    foreign = _foreign_keys(task) if task else set()
     return [
-        f"{name}.{f.name}" for name, cls in _sections().items() for f in dataclasses.fields(cls)
+        key
+        for name, cls in _sections().items()
+        for key in (f"{name}.{f.name}" for f in dataclasses.fields(cls))
+        if key not in foreign
     ]
 
 
@@ -164,10 +221,37 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     raise TypeError(f"Unsupported config annotation {annotation!r} for {key}")
 
 
+def _task_of(tree: dict[str, Any]) -> str:
+    run = tree.get("run", {})
+    task = (
+        _coerce("run.task", run.get("task", RunConfig.task), str) if isinstance(run, dict) else ""
+    )
+    if task not in TASKS:
+        raise ConfigError(
+            f"`run.task` must be one of {', '.join(TASKS)}. Received: run.task={task!r}"
+        )
+    return task
+
+
 def _build(tree: dict[str, Any], base_dir: str) -> Config:
     sections = _sections()
-    kwargs = {}
+    task = _task_of(tree)
+    foreign = _foreign_keys(task)
+    merged = {name: dict(values) for name, values in TASK_DEFAULTS[task].items()}
     for name, section in tree.items():
+        if isinstance(section, dict):
+            for key in section:
+                if f"{name}.{key}" in foreign:
+                    owner = next(t for t, keys in TASK_ONLY_KEYS.items() if f"{name}.{key}" in keys)
+                    raise ConfigError(
+                        f"`{name}.{key}` is a setting of {owner} runs, and this config has "
+                        f"run.task={task!r}. Remove it or change run.task."
+                    )
+            merged.setdefault(name, {}).update(section)
+        else:
+            merged[name] = section
+    kwargs = {}
+    for name, section in merged.items():
         if name not in sections:
             raise ConfigError(
                 f"Unknown config section `[{name}]`. Valid sections: {', '.join(sections)}."
@@ -179,7 +263,7 @@ def _build(tree: dict[str, Any], base_dir: str) -> Config:
         values = {}
         for key, value in section.items():
             if key not in hints:
-                keys = ", ".join(f"{name}.{k}" for k in hints)
+                keys = ", ".join(k for k in valid_keys(task) if k.startswith(f"{name}."))
                 raise ConfigError(f"Unknown config key `{name}.{key}`. Valid keys: {keys}.")
             values[key] = _coerce(f"{name}.{key}", value, hints[key])
         kwargs[name] = cls(**values)
@@ -208,8 +292,22 @@ def validate(config: Config) -> None:
         fail("model.dropout", "in [0, 1)")
     if config.data.format not in DATA_FORMATS:
         fail("data.format", f"one of {', '.join(DATA_FORMATS)}")
+    image = config.run.task == "image_classification"
     if not config.data.path:
-        fail("data.path", "a file, a directory, a TFDS name or example:bbc_news")
+        fail(
+            "data.path",
+            "a folder of <label>/ sub-folders, a CSV file or a TFDS name"
+            + ("" if image else ", or example:bbc_news"),
+        )
+    if not 32 <= config.model.image_size <= 1024:
+        fail("model.image_size", "between 32 and 1024 (pixels, square)")
+    if config.data.on_bad_images not in ON_BAD_IMAGES:
+        fail(
+            "data.on_bad_images", "'error' (stop before training, listing each bad file) or 'skip'"
+        )
+    for key, high in (("rotation", 0.5), ("zoom", 0.9), ("contrast", 1.0)):
+        if not 0.0 <= getattr(config.augment, key) <= high:
+            fail(f"augment.{key}", f"in [0, {high}] (0 turns it off)")
     if config.data.decode_errors not in ("strict", "replace"):
         fail("data.decode_errors", "'strict' (stop at undecodable bytes) or 'replace'")
     for key in ("validation_split", "test_split"):
@@ -304,8 +402,15 @@ def replace(config: Config, **sections: dict[str, Any]) -> Config:
 
 
 def to_dict(config: Config) -> dict[str, dict[str, Any]]:
-    """The configuration as nested dicts (TOML sections), without `base_dir`."""
-    return {name: dataclasses.asdict(getattr(config, name)) for name in _sections()}
+    """The keys the config's task reads, as nested dicts (TOML sections), without `base_dir`."""
+    foreign = _foreign_keys(config.run.task)
+    tree = {}
+    for name in _sections():
+        values = dataclasses.asdict(getattr(config, name))
+        kept = {k: v for k, v in values.items() if f"{name}.{k}" not in foreign}
+        if kept:
+            tree[name] = kept
+    return tree
 
 
 def _toml_value(value: Any) -> str:

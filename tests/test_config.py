@@ -121,3 +121,44 @@ def test_missing_and_invalid_files(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[train\nepochs = 3"))
+
+
+def test_task_picks_its_keys_and_defaults():
+    config = load_config(None, ['run.task="image_classification"', "data.path=images"])
+    assert config.model.preset == "efficientnet_lite0"
+    assert config.export.model_name == "image_classifier"
+    keys = valid_keys("image_classification")
+    assert "augment.zoom" in keys and "model.image_size" in keys
+    assert "model.sequence_length" not in keys and "data.text_column" not in keys
+    assert "augment.zoom" not in valid_keys("text_classification")
+    assert "[augment]" in to_toml(config) and "sequence_length" not in to_toml(config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["model.image_size=96"], r"`model.image_size` is a setting of image_classification"),
+        (['run.task="image_classification"', "data.path=x", "data.text_column=t"], "text_class"),
+        (['run.task="video"'], r"`run.task` must be one of .*Received: run.task='video'"),
+        (['run.task="image_classification"'], r"`data.path` must be a folder"),
+    ],
+)
+def test_task_key_errors(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("augment.rotation=-0.1", r"`augment.rotation` must be in \[0, 0.5\].*rotation=-0.1"),
+        ("augment.zoom=1.5", r"augment.zoom=1.5"),
+        ('augment.contrast="high"', r"`augment.contrast` must be a number"),
+        ('augment.flip="yes"', r"`augment.flip` must be true or false"),
+        ("model.image_size=8", r"`model.image_size` must be between 32 and 1024"),
+        ("data.on_bad_images=ignore", r"`data.on_bad_images` must be 'error'"),
+    ],
+)
+def test_image_key_validation(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, ['run.task="image_classification"', "data.path=x", override])

@@ -27,12 +27,13 @@ def read_records(
     label_column: str,
     decode_errors: str = "strict",
     what: str = "a CSV file",
+    input_key: str = "data.text_column",
     input_role: str = "",
     replace_hint: bool = True,
 ) -> list[tuple[str, str, str]]:
     """`(input, label, origin)` for every row; labels are stripped and must not be empty.
 
-    `data.text_column` names the input column and `data.label_column` the labels; a missing
+    `input_key` (`data.text_column`) names the input column and `data.label_column` the labels; a missing
     column lists the columns found. `input_role` (like `" for the image paths"`) goes into that
     message; `what` says what kind of file was expected; `replace_hint` whether a UTF-8 error
     suggests data.decode_errors='replace'.
@@ -46,7 +47,7 @@ def read_records(
             reader = csv.DictReader(f)
             columns = reader.fieldnames or []
             for key, column, role in (
-                ("data.text_column", input_column, input_role),
+                (input_key, input_column, input_role),
                 ("data.label_column", label_column, ""),
             ):
                 if column not in columns:

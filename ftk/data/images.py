@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ftk.config import DataConfig
+from ftk.config import AugmentConfig, DataConfig
 from ftk.data.csv_records import read_records
 from ftk.data.splits import Examples, Row, Splits, build_splits
 from ftk.errors import ConfigError, DataError
@@ -152,7 +152,7 @@ def read_image_csv(path: Path, path_column: str = "path", label_column: str = "l
     """A CSV file with a header row: one image path and one label per row.
 
     Relative paths are resolved against the CSV file's folder; every listed file must exist.
-    In a config, `data.text_column` names the path column and `data.label_column` the labels.
+    In a config, `data.image_column` names the path column and `data.label_column` the labels.
 
     Example:
 
@@ -168,6 +168,7 @@ def read_image_csv(path: Path, path_column: str = "path", label_column: str = "l
         path_column,
         label_column,
         what="a CSV file of image paths and labels",
+        input_key="data.image_column",
         input_role=" for the image paths",
         replace_hint=False,  # replacing bytes in a path cannot find the file
     )
@@ -224,7 +225,7 @@ def _bad_images_error(bad: list[tuple[Row, str]], total: int) -> DataError:
     return DataError(
         f"{len(bad)} of {total} image(s) cannot be decoded:\n"
         + "\n".join(lines)
-        + "\nFix or remove these files, or leave them out with on_bad='skip'."
+        + "\nFix or remove these files, or leave them out with data.on_bad_images='skip'."
     )
 
 
@@ -410,39 +411,6 @@ def decode_and_resize(path_tensor: tf.Tensor, image_size: tuple[int, int]) -> tf
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Random augmentation of training batches; 0 (or `flip=False`) turns each one off.
-
-    `rotation` is a fraction of a full turn (0.05 = up to ±18°), `zoom` the largest zoom in or
-    out (0.1 = ±10%), `contrast` the largest contrast change (0.1 = ±10%).
-
-    Example:
-
-    ```python
-    AugmentConfig(rotation=0.0, contrast=0.2)     # flip, zoom, stronger contrast
-    ```
-    """
-
-    flip: bool = True
-    rotation: float = 0.05
-    zoom: float = 0.1
-    contrast: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name, low, high in (("rotation", 0.0, 0.5), ("zoom", 0.0, 0.9), ("contrast", 0.0, 1.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"`{name}` must be a number. Received: {name}={value!r}")
-            if not low <= value <= high:
-                raise ConfigError(
-                    f"`{name}` must be in [{low}, {high}] (0 turns it off). "
-                    f"Received: {name}={value!r}"
-                )
-        if not isinstance(self.flip, bool):
-            raise ConfigError(f"`flip` must be true or false. Received: flip={self.flip!r}")
-
-
 def augmentation_layers(config: AugmentConfig, seed: int | None = None) -> keras.Sequential | None:
     """Keras random layers for `config` (images are 0..255 floats), or `None` if all are off.
 
@@ -539,7 +507,7 @@ def _read(
     path = resolve(value)
     if config.format == "folder":
         return scan_image_folder(path)
-    return read_image_csv(path, config.text_column, config.label_column), []
+    return read_image_csv(path, config.image_column, config.label_column), []
 
 
 def _check_format(config: DataConfig) -> None:
@@ -560,16 +528,15 @@ def load_image_splits(
     config: DataConfig,
     resolve: Callable[[str], Path] = Path,
     seed: int = 42,
-    on_bad: str = "error",
     workers: int = DEFAULT_WORKERS,
 ) -> tuple[Splits, list[Skipped]]:
     """Read, check and split the images that `config` describes; returns (splits, skipped).
 
-    `data.format` is "folder" (`<path>/<label>/<image>`) or "csv", where `data.text_column`
+    `data.format` is "folder" (`<path>/<label>/<image>`) or "csv", where `data.image_column`
     names the column of image paths and `data.label_column` the labels. `data.path`,
     `data.validation_path` and `data.test_path` are resolved with `resolve`. Every image is
-    decoded once (`check_images`; `on_bad` as there) before the seeded, stratified split.
-    `skipped` lists the non-image files in class folders and, with `on_bad="skip"`, the bad
+    decoded once (`check_images`, with `data.on_bad_images`) before the seeded, stratified
+    split. `skipped` lists the non-image files in class folders and, with "skip", the bad
     images left out.
 
     Example:
@@ -588,7 +555,7 @@ def load_image_splits(
             parts[name], left_out = _read(config, value, resolve)
             skipped.extend(left_out)
     every = [row for rows in parts.values() for row in rows or []]
-    _, bad = check_images(every, on_bad, workers)
+    _, bad = check_images(every, config.on_bad_images, workers)
     bad_paths = {s.path for s in bad}
     kept = {
         name: None if rows is None else [r for r in rows if r.input not in bad_paths]
