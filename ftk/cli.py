@@ -70,6 +70,11 @@ def _print_summary(summary: dict) -> None:
             f"SavedModel:    {export['version_dir']}  (max |diff| vs Keras "
             f"{export['savedmodel_max_abs_diff']:.2e})"
         )
+        if "savedmodel_pixels_max_abs_diff" in export:
+            lines.append(
+                f"               serving_pixels max |diff| vs Keras "
+                f"{export['savedmodel_pixels_max_abs_diff']:.2e}"
+            )
         if "onnx" in export:
             lines.append(
                 f"ONNX:          {export['onnx']}  (max |diff| vs Keras "
@@ -89,9 +94,9 @@ def _train(args, load_data) -> int:
     else:
         config = load_config(args.config, args.overrides)
     set_backend(config.runtime.backend)
-    from ftk.tasks import text_classification
+    from ftk.tasks.runner import run
 
-    summary = text_classification.run(
+    summary = run(
         config, load_data=load_data, resume=args.resume, verbose=2 if args.quiet else "auto"
     )
     _print_summary(summary)

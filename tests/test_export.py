@@ -13,7 +13,7 @@ from ftk.config import load_config
 from ftk.errors import ConfigError, ExportError, VerificationError
 from ftk.export.publish import publish, versions
 from ftk.export.verify import VERIFY_FILE, verify_export
-from ftk.tasks import text_classification
+from ftk.tasks import runner
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def finished_run(tiny_preset, tiny_csv, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     path = tmp / "config.toml"
     path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp), encoding="utf-8")
-    summary = text_classification.run(load_config(path), verbose=0)
+    summary = runner.run(load_config(path), verbose=0)
     return tmp, summary
 
 
@@ -123,7 +123,7 @@ def test_tampered_export_fails_verification(finished_run, tmp_path):
 def test_finished_run_cannot_be_resumed(finished_run):
     _, summary = finished_run
     with pytest.raises(ConfigError, match="already finished"):
-        text_classification.run(load_config(), resume=Path(summary["run_dir"]))
+        runner.run(load_config(), resume=Path(summary["run_dir"]))
 
 
 def test_publish_is_atomic_and_never_overwrites(tmp_path):
@@ -171,12 +171,12 @@ def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path
     path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path), encoding="utf-8")
     config = load_config(path, ['export.export_dir=""'])
     with pytest.raises(RuntimeError, match="power cut"):
-        text_classification.run(config, verbose=0)
+        runner.run(config, verbose=0)
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "model.weights.h5").exists()
 
     monkeypatch.setattr(training, "callbacks", standard)
-    summary = text_classification.run(config, resume=run_dir, verbose=0)
+    summary = runner.run(config, resume=run_dir, verbose=0)
     assert summary["run_dir"] == str(run_dir) and summary["export"] == {}
     with (run_dir / "history.csv").open() as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
@@ -202,6 +202,6 @@ def test_online_preset_offline_fails_fast_and_leaves_no_run(tiny_csv, tmp_path, 
     )
     started = time.monotonic()
     with pytest.raises(PresetError, match=r"www.kaggle.com.*minilm_l6"):
-        text_classification.run(config, verbose=0)
+        runner.run(config, verbose=0)
     assert time.monotonic() - started < 10
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

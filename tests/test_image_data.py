@@ -517,7 +517,7 @@ def test_load_image_splits_from_a_folder(tmp_path):
     (root / "sky" / "readme.txt").write_text("about the sky photos", encoding="utf-8")
     config = DataConfig(format="folder", path="images", validation_split=0.2, test_split=0.2)
 
-    splits, skipped = load_image_splits(config, resolve=lambda v: tmp_path / v, seed=7)
+    splits = load_image_splits(config, resolve=lambda v: tmp_path / v, seed=7)
 
     assert splits.label_names == ["apple", "leaf", "sky"]
     assert splits.counts() == {
@@ -528,8 +528,8 @@ def test_load_image_splits_from_a_folder(tmp_path):
     for split in (splits.train, splits.validation, splits.test):
         for path, label in zip(split.inputs, split.labels, strict=True):
             assert Path(path).is_absolute() and Path(path).parent.name == splits.label_names[label]
-    assert [Path(s.path).name for s in skipped] == ["readme.txt"]
-    again, _ = load_image_splits(config, resolve=lambda v: tmp_path / v, seed=7)
+    assert [Path(s.path).name for s in splits.skipped] == ["readme.txt"]
+    again = load_image_splits(config, resolve=lambda v: tmp_path / v, seed=7)
     assert again.fingerprint == splits.fingerprint
 
 
@@ -541,8 +541,8 @@ def test_load_image_splits_bad_images(tmp_path):
     with pytest.raises(DataError, match="broken.jpg"):
         load_image_splits(config)
 
-    splits, skipped = load_image_splits(replace(config, on_bad_images="skip"))
-    assert [Path(s.path).name for s in skipped] == ["broken.jpg"]
+    splits = load_image_splits(replace(config, on_bad_images="skip"))
+    assert [Path(s.path).name for s in splits.skipped] == ["broken.jpg"]
     every = splits.train.inputs + splits.validation.inputs + splits.test.inputs
     assert len(every) == 12 and not any("broken" in p for p in every)
 
@@ -558,17 +558,12 @@ def test_load_image_splits_from_csv_files(tmp_path):
         format="csv", path=str(train), test_path=str(test), image_column="file", test_split=0.2
     )
 
-    splits, skipped = load_image_splits(config)
+    splits = load_image_splits(config)
 
-    assert skipped == []
+    assert splits.skipped == []
     assert [Path(p).stem for p in splits.test.inputs] == ["0", "0", "0"]
     assert splits.test.labels.tolist() == [0, 1, 2]
     assert len(splits.train) + len(splits.validation) == 9
-
-
-def test_load_image_splits_rejects_tfds():
-    with pytest.raises(DataError, match="data.format='tfds' is not supported for images"):
-        load_image_splits(DataConfig(format="tfds", path="cats_vs_dogs"))
 
 
 def test_pillow_decodes_bytes_directly():

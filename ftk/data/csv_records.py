@@ -33,10 +33,10 @@ def read_records(
 ) -> list[tuple[str, str, str]]:
     """`(input, label, origin)` for every row; labels are stripped and must not be empty.
 
-    `input_key` (`data.text_column`) names the input column and `data.label_column` the labels; a missing
-    column lists the columns found. `input_role` (like `" for the image paths"`) goes into that
-    message; `what` says what kind of file was expected; `replace_hint` whether a UTF-8 error
-    suggests data.decode_errors='replace'.
+    `input_column` (the config key `input_key`) names the inputs and `label_column` the
+    labels; a missing column lists the columns found. `input_role` (like
+    `" for the image paths"`) goes into that message; `what` says what kind of file was
+    expected; `replace_hint` whether a UTF-8 error suggests data.decode_errors='replace'.
     """
     if not path.is_file():
         raise DataError(f"data.format='csv' needs {what}. Received: {str(path)!r} (not a file)")

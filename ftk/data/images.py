@@ -1,5 +1,5 @@
-"""Image examples: read `<label>/<image>` folders or CSV files of image paths, check that every
-image decodes, split them, and feed them to Keras as a `tf.data` pipeline.
+"""Image examples: read `<label>/<image>` folders, CSV files of image paths or TFDS datasets,
+check that every image decodes, split them, and feed them to Keras as a `tf.data` pipeline.
 
 Every reader returns `Row`s whose input is an image's absolute path and whose origin names the
 file (and CSV line) it came from, so an error can point at it. `check_images` decodes every
@@ -9,7 +9,7 @@ with `on_bad="skip"`), never half-way through an epoch.
 Example:
 
 ```python
-splits, skipped = load_image_splits(config.data, config.resolve_path, seed=42)
+splits = load_image_splits(config.data, config.resolve_path, seed=42)
 splits.label_names                      # ["cat", "dog"]
 train = image_dataset(splits.train, (224, 224), batch_size=32, shuffle_buffer=1000,
                       augment=AugmentConfig())
@@ -26,7 +26,6 @@ import io
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ftk.config import AugmentConfig, DataConfig
 from ftk.data.csv_records import read_records
-from ftk.data.splits import Examples, Row, Splits, build_splits
+from ftk.data.splits import Examples, Row, Skipped, Splits, build_splits
 from ftk.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -46,20 +45,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 ON_BAD = ("error", "skip")
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
 MAX_LISTED = 20  # bad files listed in one error message
-IMAGE_FORMATS = ("folder", "csv")
+IMAGE_FORMATS = ("folder", "csv", "tfds")
 
 # Leading bytes of the formats that `tf.io.decode_image` decodes correctly (see
 # `decode_image_bytes`): JPEG, PNG, GIF. Anything else is decoded with Pillow.
 _TF_SIGNATURES = ((b"\xff\xd8\xff", 3), (b"\x89PNG", 4), (b"GIF8", 4))
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file that was left out, and why (`"not an image file (.txt)"`, `"truncated ..."`)."""
-
-    path: str
-    reason: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +305,12 @@ def pillow_rgb(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def decoded_by_tf_as_in_training(data: bytes) -> bool:
+    """Whether encoded `data` is JPEG, PNG or GIF, which training and the served graph decode
+    with the same TensorFlow op (other formats go through Pillow in training only)."""
+    return any(data[:n] == magic for magic, n in _TF_SIGNATURES)
+
+
 def _decoded_by_tf(data: tf.Tensor) -> tf.Tensor:
     import tensorflow as tf
 
@@ -501,9 +498,20 @@ def image_dataset(
 # --------------------------------------------------------------------------------------------
 
 
+def _read_tfds(
+    config: DataConfig, value: str, resolve: Callable[[str], Path], split: str, required: bool
+) -> tuple[list[Row] | None, list[Skipped]]:
+    from ftk.data.tfds import load_tfds_images, tfds_source
+
+    found = load_tfds_images(tfds_source(value, resolve), split, config, required=required)
+    return found if found is not None else (None, [])
+
+
 def _read(
     config: DataConfig, value: str, resolve: Callable[[str], Path]
 ) -> tuple[list[Row], list[Skipped]]:
+    if config.format == "tfds":  # the "train" split of each TFDS source, as for text
+        return _read_tfds(config, value, resolve, "train", required=True)
     path = resolve(value)
     if config.format == "folder":
         return scan_image_folder(path)
@@ -511,15 +519,9 @@ def _read(
 
 
 def _check_format(config: DataConfig) -> None:
-    if config.format == "tfds":
-        raise DataError(
-            "data.format='tfds' is not supported for images yet. Use 'folder' (one sub-folder "
-            "of images per label) or 'csv' (an image path column and a label column). "
-            "Received: data.format='tfds'"
-        )
     if config.format not in IMAGE_FORMATS:
         raise DataError(
-            f"Images are read from data.format='folder' or 'csv'. "
+            f"Images are read from data.format='folder', 'csv' or 'tfds'. "
             f"Received: data.format={config.format!r}"
         )
 
@@ -529,21 +531,27 @@ def load_image_splits(
     resolve: Callable[[str], Path] = Path,
     seed: int = 42,
     workers: int = DEFAULT_WORKERS,
-) -> tuple[Splits, list[Skipped]]:
-    """Read, check and split the images that `config` describes; returns (splits, skipped).
+) -> Splits:
+    """Read, check and split the images that `config` describes.
 
-    `data.format` is "folder" (`<path>/<label>/<image>`) or "csv", where `data.image_column`
-    names the column of image paths and `data.label_column` the labels. `data.path`,
-    `data.validation_path` and `data.test_path` are resolved with `resolve`. Every image is
+    `data.format` is "folder" (`<path>/<label>/<image>`), "csv", where `data.image_column`
+    names the column of image paths and `data.label_column` the labels, or "tfds"
+    (`ftk.data.tfds.load_tfds_images`: a catalog name, a prepared dataset directory or an
+    ImageFolder `<split>/<label>/<image>` folder; `data.image_column` names the image
+    feature). As for text, TFDS sources give their "train" split, and without
+    `data.test_path` the dataset's own "test" split, when it has one, is the test set.
+    `data.path`, `data.validation_path` and `data.test_path` are resolved with `resolve`
+    (a TFDS name that is not a directory stays a name). Every image is
     decoded once (`check_images`, with `data.on_bad_images`) before the seeded, stratified
-    split. `skipped` lists the non-image files in class folders and, with "skip", the bad
-    images left out.
+    split. `splits.skipped` lists the non-image files in class folders and, with "skip", the
+    bad images left out.
 
     Example:
 
     ```python
-    splits, skipped = load_image_splits(config.data, config.resolve_path, seed=42)
+    splits = load_image_splits(config.data, config.resolve_path, seed=42)
     splits.counts()["test"]          # {"cat": 20, "dog": 20}
+    splits.skipped                   # [Skipped(path=".../notes.txt", reason="not an image ...")]
     ```
     """
     _check_format(config)
@@ -554,6 +562,9 @@ def load_image_splits(
         if value:
             parts[name], left_out = _read(config, value, resolve)
             skipped.extend(left_out)
+    if config.format == "tfds" and not config.test_path:  # the dataset's own test split
+        parts["test"], left_out = _read_tfds(config, config.path, resolve, "test", required=False)
+        skipped.extend(left_out)
     every = [row for rows in parts.values() for row in rows or []]
     _, bad = check_images(every, config.on_bad_images, workers)
     bad_paths = {s.path for s in bad}
@@ -562,4 +573,5 @@ def load_image_splits(
         for name, rows in parts.items()
     }
     splits = build_splits(kept["pool"], kept["validation"], kept["test"], config, seed)
-    return splits, skipped + bad
+    splits.skipped = skipped + bad
+    return splits

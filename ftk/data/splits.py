@@ -30,6 +30,14 @@ class Row:
         return self.input
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was left out, and why (`"not an image file (.txt)"`, `"truncated ..."`)."""
+
+    path: str
+    reason: str
+
+
 @dataclass
 class Examples:
     """Inputs (texts, or image paths) with integer label ids."""
@@ -47,8 +55,9 @@ class Examples:
 
 @dataclass
 class Splits:
-    """Train, validation and test examples, the label names (index = id), a fingerprint, and
-    how many exact duplicates were dropped from the pool before splitting."""
+    """Train, validation and test examples, the label names (index = id), a fingerprint, how
+    many exact duplicates were dropped from the pool before splitting, and the files a reader
+    left out (`Skipped`)."""
 
     train: Examples
     validation: Examples
@@ -56,6 +65,7 @@ class Splits:
     label_names: list[str]
     fingerprint: str
     duplicates_removed: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Examples per label in each split."""

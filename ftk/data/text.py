@@ -21,6 +21,7 @@ from pathlib import Path
 from ftk.config import DataConfig
 from ftk.data.csv_records import not_utf8, read_records
 from ftk.data.splits import Examples, Row, Splits, build_splits
+from ftk.data.tfds import tfds_source
 from ftk.errors import DataError
 
 EXAMPLE_PREFIX = "example:"
@@ -109,15 +110,9 @@ def read_tfds(name_or_dir: str, split: str, config: DataConfig) -> list[Row] | N
     return rows
 
 
-def _tfds_source(path_value: str, resolve: Callable[[str], Path]) -> str:
-    """A prepared dataset directory (resolved like other paths) or a catalog name."""
-    path = resolve(path_value)
-    return str(path) if path.is_dir() else path_value
-
-
 def _read(config: DataConfig, path_value: str, resolve: Callable[[str], Path]) -> list[Row]:
     if config.format == "tfds":
-        return read_tfds(_tfds_source(path_value, resolve), "train", config) or []
+        return read_tfds(tfds_source(path_value, resolve), "train", config) or []
     if path_value.startswith(EXAMPLE_PREFIX):
         path = example_dataset_path(path_value[len(EXAMPLE_PREFIX) :])
     else:
@@ -136,7 +131,7 @@ def load_text_splits(
     if config.test_path:
         test = _read(config, config.test_path, resolve)
     elif config.format == "tfds":
-        test = read_tfds(_tfds_source(config.path, resolve), "test", config)
+        test = read_tfds(tfds_source(config.path, resolve), "test", config)
     else:
         test = None
     for rows in (pool, validation, test):

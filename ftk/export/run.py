@@ -8,7 +8,6 @@ that the *training* backend's model produced (`verify_reference.json` in the run
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -18,13 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config import Config
-from ftk.export.verify import ONNX_DIR, ONNX_FILE, TOKENIZER_DIR, verify_export, write_reference
+from ftk.export.verify import ONNX_DIR, ONNX_FILE, read_reference, verify_export
 from ftk.runs import load_run_config, read_json, write_json
+from ftk.tasks.runner import REFERENCE_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger("ftk")
-
-REFERENCE_FILE = "verify_reference.json"
-WEIGHTS_FILE = "model.weights.h5"
 
 
 def library_versions() -> dict[str, str]:
@@ -49,25 +46,13 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def save_preprocessor(model, path: Path) -> None:
-    """The preprocessor as a keras-hub preset, loadable without the backbone weights:
-    `keras_hub.models.TextClassifierPreprocessor.from_preset(path)`."""
-    import keras
-
-    model.preprocessor.save_to_preset(str(path))
-    config = keras.saving.serialize_keras_object(model.backbone)
-    for key in ("compile_config", "build_config"):
-        config.pop(key, None)
-    write_json(path / "config.json", config)
-
-
 def rebuild_model(config: Config, label_names: list[str], weights: Path):
-    """The trained model, rebuilt from its config with the same builder, weights loaded."""
-    from ftk.models.text import build_text_classifier
+    """The trained model, rebuilt from its config with the task's builder, weights loaded."""
     from ftk.presets import resolve_preset
+    from ftk.tasks import get_task
 
     info = resolve_preset(config.model.preset, config.base_dir)
-    model = build_text_classifier(info, config.model, len(label_names))
+    model = get_task(config.run.task).build_model(info, config, len(label_names))
     with warnings.catch_warnings():
         # The run's file also holds optimizer state, which an export does not need.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -78,26 +63,25 @@ def rebuild_model(config: Config, label_names: list[str], weights: Path):
 def export_run(run_dir: Path, model=None) -> dict:
     """Write, verify and publish the run's model. Returns the export summary (also saved)."""
     import keras
-    import tensorflow as tf
 
-    from ftk.export.onnx import write_text_onnx
     from ftk.export.publish import publish
-    from ftk.export.savedmodel import write_text_savedmodel
+    from ftk.tasks import get_task
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("export_run needs the TensorFlow backend; use python -m ftk.export")
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    task = get_task(config.run.task)
     labels = read_json(run_dir / "labels.json")
     reference = read_json(run_dir / REFERENCE_FILE)
-    texts = reference["texts"]
+    inputs = reference["inputs"]
     expected = np.asarray(reference["probabilities"], dtype=np.float32)
     if model is None:
         model = rebuild_model(config, labels, run_dir / WEIGHTS_FILE)
     run_info = read_json(run_dir / "run.json")
     metadata = {
         "model_name": config.export.model_name,
-        "task": "text_classification",
+        "task": task.name,
         "label_names": labels,
         "preset": run_info.get("preset", {}),
         "trained_backend": run_info.get("backend"),
@@ -108,36 +92,22 @@ def export_run(run_dir: Path, model=None) -> dict:
         "run_dir": str(run_dir.resolve()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
-        "signature": {
-            "inputs": {"text": "DT_STRING [-1]"},
-            "outputs": {
-                "probabilities": "DT_FLOAT [-1, num_classes]",
-                "class_id": "DT_INT32 [-1]",
-                "class_name": "DT_STRING [-1]",
-            },
-        },
+        "signature": task.signature,
     }
     result: dict = {}
 
     def write(staging: Path) -> None:
-        write_text_savedmodel(model, labels, staging)
-        write_reference(staging, texts, expected, config.export.tolerance)
-        if config.export.onnx:
-            sample = {
-                k: np.asarray(v) for k, v in model.preprocessor(tf.constant(texts[:2])).items()
-            }
-            write_text_onnx(
-                model, sample, staging / ONNX_DIR / ONNX_FILE, {"labels": json.dumps(labels)}
-            )
-            save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)
+        task.write_export(model, labels, config, staging, inputs, expected)
 
     def verify(staging: Path) -> None:
         result.update(verify_export(staging))
+        examples = len(read_reference(staging)["probabilities"])
         metadata["verification"] = {
             **result,
             "tolerance": config.export.tolerance,
-            "examples": len(texts),
+            "examples": examples,
         }
+        result["examples"] = examples
         write_json(staging / "assets.extra" / "ftk_export.json", metadata)
 
     model_root = config.resolve_path(config.export.export_dir) / config.export.model_name

@@ -1,7 +1,8 @@
 """Check an export against the Keras model it came from, in its own runtime.
 
 The Keras model's probabilities on held-out examples are recorded at export time in
-`assets.extra/ftk_verify.json`; `verify_export` reloads the SavedModel in TensorFlow and the
+`assets.extra/ftk_verify.json` (with the texts, or with the image files copied into
+`assets.extra/ftk_verify/`); `verify_export` reloads the SavedModel in TensorFlow and the
 ONNX model in onnxruntime, runs the same inputs (whole batch, then one example at a time) and
 fails with the largest absolute difference when it exceeds the tolerance.
 """
@@ -16,6 +17,9 @@ import numpy as np
 from ftk.errors import VerificationError
 
 VERIFY_FILE = "ftk_verify.json"
+VERIFY_IMAGES_DIR = "ftk_verify"
+# The verification images kept in an export, at most (user photos can be megabytes each).
+VERIFY_IMAGES_MAX_BYTES = 16 * 2**20
 ONNX_DIR = "onnx"
 ONNX_FILE = "model.onnx"
 TOKENIZER_DIR = "preprocessor"
@@ -24,11 +28,52 @@ TOKENIZER_DIR = "preprocessor"
 def write_reference(
     version_dir: Path, texts: list[str], probabilities: np.ndarray, tolerance: float
 ) -> None:
-    """Record the Keras model's outputs that the export must reproduce."""
+    """Record the Keras model's outputs on `texts` that the export must reproduce."""
+    _write_payload(version_dir, {"texts": list(texts)}, probabilities, tolerance)
+
+
+def write_image_reference(
+    version_dir: Path,
+    paths: list[str],
+    probabilities: np.ndarray,
+    tolerance: float,
+    max_bytes: int = VERIFY_IMAGES_MAX_BYTES,
+) -> int:
+    """Copy the images (JPEG, PNG or GIF, which the served graph decodes exactly as training
+    does) into the export with the Keras model's outputs on them. Returns how many were kept:
+    images in other formats, and those past `max_bytes` in all, are left out (at least one
+    is always kept)."""
+    from ftk.data.images import decoded_by_tf_as_in_training
+
+    folder = version_dir / "assets.extra" / VERIFY_IMAGES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    names, rows, total = [], [], 0
+    for i, path in enumerate(paths):
+        data = Path(path).read_bytes()
+        if not decoded_by_tf_as_in_training(data):
+            continue
+        if names and total + len(data) > max_bytes:
+            break
+        name = f"{len(names):05d}{Path(path).suffix.lower() or '.img'}"
+        (folder / name).write_bytes(data)
+        names.append(name)
+        rows.append(i)
+        total += len(data)
+    if not names:
+        raise VerificationError(
+            "None of the test images is a JPEG, PNG or GIF file, so the exported graph cannot be "
+            "checked on image bytes; add some to the test split."
+        )
+    kept = np.asarray(probabilities)[rows]
+    _write_payload(version_dir, {"images": names}, kept, tolerance)
+    return len(names)
+
+
+def _write_payload(version_dir: Path, inputs: dict, probabilities, tolerance: float) -> None:
     extra = version_dir / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
     payload = {
-        "texts": list(texts),
+        **inputs,
         "probabilities": np.asarray(probabilities, dtype=np.float64).tolist(),
         "tolerance": tolerance,
     }
@@ -58,30 +103,35 @@ def _check(name: str, got: np.ndarray, expected: np.ndarray, tolerance: float) -
 
 def verify_savedmodel(
     version_dir: Path,
-    texts: list[str],
+    inputs: dict,
     expected: np.ndarray,
     tolerance: float,
     label_names: list[str] | None = None,
+    signature: str = "serving_default",
 ) -> float:
-    """Max abs difference of the SavedModel's `serving_default` vs `expected` probabilities."""
+    """Max abs difference of a SavedModel signature's probabilities vs `expected`.
+
+    `inputs` are the signature's keyword arguments (like `{"text": tf.constant([...])}`); the
+    whole batch and then the first example alone are checked, and `class_id` / `class_name`
+    must agree with the probabilities and the label map.
+    """
     import tensorflow as tf
 
-    from ftk.export.savedmodel import load_signature
-
-    serve = load_signature(version_dir)
-    out = serve(text=tf.constant(texts))
-    diff = _check("SavedModel", out["probabilities"].numpy(), expected, tolerance)
-    one = serve(text=tf.constant(texts[:1]))
+    serve = tf.saved_model.load(str(version_dir)).signatures[signature]
+    name = "SavedModel" if signature == "serving_default" else f"SavedModel {signature}"
+    out = serve(**inputs)
+    diff = _check(name, out["probabilities"].numpy(), expected, tolerance)
+    one = serve(**{k: v[:1] for k, v in inputs.items()})
     diff = max(
-        diff, _check("SavedModel (batch 1)", one["probabilities"].numpy(), expected[:1], tolerance)
+        diff, _check(f"{name} (batch 1)", one["probabilities"].numpy(), expected[:1], tolerance)
     )
     ids = out["class_id"].numpy()
     if not np.array_equal(ids, out["probabilities"].numpy().argmax(-1)):
-        raise VerificationError("SavedModel class_id is not the argmax of its probabilities.")
+        raise VerificationError(f"{name} class_id is not the argmax of its probabilities.")
     if label_names is not None:
         names = [n.decode("utf-8") for n in out["class_name"].numpy()]
         if names != [label_names[i] for i in ids]:
-            raise VerificationError("SavedModel class_name does not match the label map.")
+            raise VerificationError(f"{name} class_name does not match the label map.")
     return diff
 
 
@@ -106,17 +156,25 @@ def verify_onnx(
 
 def verify_export(version_dir: Path) -> dict[str, float]:
     """Re-verify a published (or staged) export against its recorded Keras outputs."""
-    import keras_hub
-
+    version_dir = Path(version_dir)
     reference = read_reference(version_dir)
-    texts = reference["texts"]
     expected = np.asarray(reference["probabilities"], dtype=np.float32)
     tolerance = float(reference["tolerance"])
     labels_file = version_dir / "assets.extra" / "labels.txt"
     labels = labels_file.read_text(encoding="utf-8").splitlines() if labels_file.exists() else None
+    check = {"expected": expected, "tolerance": tolerance}
+    if "images" in reference:
+        return _verify_images(version_dir, reference["images"], labels, check)
+    return _verify_texts(version_dir, reference["texts"], labels, check)
+
+
+def _verify_texts(version_dir: Path, texts: list[str], labels, check: dict) -> dict[str, float]:
+    import keras_hub
+    import tensorflow as tf
+
     result = {
         "savedmodel_max_abs_diff": verify_savedmodel(
-            version_dir, texts, expected, tolerance, labels
+            version_dir, {"text": tf.constant(texts)}, label_names=labels, **check
         )
     }
     onnx_path = version_dir / ONNX_DIR / ONNX_FILE
@@ -125,5 +183,34 @@ def verify_export(version_dir: Path) -> dict[str, float]:
             str(version_dir / ONNX_DIR / TOKENIZER_DIR)
         )
         feeds = {k: np.asarray(v) for k, v in preprocessor(texts).items()}
-        result["onnx_max_abs_diff"] = verify_onnx(onnx_path, feeds, expected, tolerance)
+        result["onnx_max_abs_diff"] = verify_onnx(onnx_path, feeds, **check)
+    return result
+
+
+def _verify_images(version_dir: Path, names: list[str], labels, check: dict) -> dict[str, float]:
+    """The bytes signature on the stored files; the pixels signature and ONNX on the same
+    files decoded by the training pipeline."""
+    import tensorflow as tf
+
+    from ftk.data.images import decode_and_resize
+
+    folder = version_dir / "assets.extra" / VERIFY_IMAGES_DIR
+    paths = [str(folder / name) for name in names]
+    loaded = tf.saved_model.load(str(version_dir))
+    height, width = (
+        loaded.signatures["serving_pixels"].structured_input_signature[1]["pixels"].shape[1:3]
+    )
+    pixels = tf.stack([decode_and_resize(tf.constant(p), (height, width)) for p in paths])
+    data = tf.constant([Path(p).read_bytes() for p in paths])
+    result = {
+        "savedmodel_max_abs_diff": verify_savedmodel(
+            version_dir, {"image_bytes": data}, label_names=labels, **check
+        ),
+        "savedmodel_pixels_max_abs_diff": verify_savedmodel(
+            version_dir, {"pixels": pixels}, label_names=labels, signature="serving_pixels", **check
+        ),
+    }
+    onnx_path = version_dir / ONNX_DIR / ONNX_FILE
+    if onnx_path.exists():
+        result["onnx_max_abs_diff"] = verify_onnx(onnx_path, {"pixels": pixels.numpy()}, **check)
     return result

