@@ -140,3 +140,15 @@ export_dir = "{tmp / "saved_models"}"
 model_name = "tiny"
 verify_examples = 8
 """
+
+
+@pytest.fixture
+def tfds_data_dir(tmp_path, monkeypatch):
+    """An empty TFDS data directory, so no dataset is prepared and nothing touches ~."""
+    from tensorflow_datasets.core import constants
+    from tensorflow_datasets.core.utils import gcs_utils
+
+    data_dir = tmp_path / "tensorflow_datasets"
+    monkeypatch.setattr(constants, "DATA_DIR", str(data_dir))
+    monkeypatch.setattr(gcs_utils, "_is_gcs_disabled", True)
+    return data_dir

@@ -62,18 +62,6 @@ def ftk_cache(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def tfds_data_dir(tmp_path, monkeypatch):
-    """An empty TFDS data directory, so no dataset is prepared and nothing touches ~."""
-    from tensorflow_datasets.core import constants
-    from tensorflow_datasets.core.utils import gcs_utils
-
-    data_dir = tmp_path / "tensorflow_datasets"
-    monkeypatch.setattr(constants, "DATA_DIR", str(data_dir))
-    monkeypatch.setattr(gcs_utils, "_is_gcs_disabled", True)
-    return data_dir
-
-
-@pytest.fixture
 def offline(monkeypatch) -> list[str]:
     """`host_reachable` answers False and records the hosts asked about."""
     import ftk.data.tfds as tfds_mod

@@ -14,6 +14,13 @@ from typing import Any
 from ftk.config import Config
 from ftk.data.splits import Examples, Splits
 
+# What every classifier's `serving_default` returns (recorded in the export metadata).
+CLASSIFICATION_OUTPUTS = {
+    "probabilities": "DT_FLOAT [-1, num_classes]",
+    "class_id": "DT_INT32 [-1]",
+    "class_name": "DT_STRING [-1]",
+}
+
 
 @dataclass(frozen=True)
 class Task:

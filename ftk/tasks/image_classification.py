@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ftk.config import Config
 from ftk.data.splits import Examples, Splits
-from ftk.tasks.base import Task
+from ftk.tasks.base import CLASSIFICATION_OUTPUTS, Task
 
 
 def image_size(config: Config) -> tuple[int, int]:
@@ -70,11 +70,7 @@ TASK = Task(
     write_export=write_export,
     signature={
         "inputs": {"image_bytes": "DT_STRING [-1] (JPEG, PNG, GIF or BMP)"},
-        "outputs": {
-            "probabilities": "DT_FLOAT [-1, num_classes]",
-            "class_id": "DT_INT32 [-1]",
-            "class_name": "DT_STRING [-1]",
-        },
+        "outputs": CLASSIFICATION_OUTPUTS,
         "serving_pixels": {"pixels": "DT_FLOAT [-1, height, width, 3] RGB in [0, 255]"},
     },
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ftk.config import Config
 from ftk.data.splits import Examples, Splits
-from ftk.tasks.base import Task
+from ftk.tasks.base import CLASSIFICATION_OUTPUTS, Task
 
 
 def load_data(config: Config) -> Splits:
@@ -76,10 +76,6 @@ TASK = Task(
     write_export=write_export,
     signature={
         "inputs": {"text": "DT_STRING [-1]"},
-        "outputs": {
-            "probabilities": "DT_FLOAT [-1, num_classes]",
-            "class_id": "DT_INT32 [-1]",
-            "class_name": "DT_STRING [-1]",
-        },
+        "outputs": CLASSIFICATION_OUTPUTS,
     },
 )
