@@ -42,7 +42,8 @@ class TrainablePolicy:
         )
 
 
-_CNN_BLOCK_RE = re.compile(r"^(block\d+[a-z]?)_")
+# EfficientNet's `block3b_expand_conv`, ResNet's `stack1_block0_1_conv`.
+_CNN_BLOCK_RE = re.compile(r"^(block\d+[a-z]?|stack\d+_block\d+)_")
 
 
 def _top_layers(backbone) -> list:
@@ -58,7 +59,8 @@ def backbone_blocks(backbone) -> list[list]:
     """The backbone's blocks, bottom to top, each a list of layers.
 
     Transformers: one block per `transformer_layers` entry. CNNs built from named blocks
-    (EfficientNet's `block3b_...` layers): the layers sharing a block prefix.
+    (EfficientNet's `block3b_...`, ResNet's `stack1_block0_...` layers): the layers sharing a
+    block prefix.
     """
     layers = getattr(backbone, "transformer_layers", None)
     if layers:

@@ -1,0 +1,145 @@
+"""The image task through the shared runner, on a small local keras-hub ResNet preset directory
+(randomly initialised, so it runs in seconds): bad files skipped and recorded, `last_n` over
+ResNet blocks, every export published and verified, re-exports get new versions."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ftk.config import load_config
+from ftk.errors import DataError
+from ftk.export.run import export_run
+from ftk.export.verify import VERIFY_IMAGES_DIR, verify_export
+from ftk.tasks import runner
+
+COLOURS = {"red": (210, 40, 40), "green": (40, 190, 40), "blue": (40, 40, 210)}
+
+
+@pytest.fixture(scope="module")
+def resnet_preset(tmp_path_factory) -> Path:
+    """A keras-hub preset directory (`save_to_preset`), like one a user trained or downloaded."""
+    import keras_hub
+
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=(None, None, 3),
+    )
+    converter = keras_hub.layers.ResNetImageConverter(image_size=(64, 64), scale=1 / 255.0)
+    classifier = keras_hub.models.ResNetImageClassifier(
+        backbone=backbone,
+        num_classes=1000,
+        preprocessor=keras_hub.models.ResNetImageClassifierPreprocessor(converter),
+    )
+    path = tmp_path_factory.mktemp("presets") / "tiny_resnet"
+    classifier.save_to_preset(str(path))
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    root = tmp_path / "photos"
+    for k, (label, rgb) in enumerate(COLOURS.items()):
+        (root / label).mkdir(parents=True)
+        for i in range(10):
+            noise = np.random.default_rng(10 * k + i).integers(-25, 25, (20, 28, 3))
+            pixels = np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)
+            suffix = ".jpg" if i % 2 else ".png"
+            Image.fromarray(pixels).save(root / label / f"{i}{suffix}")
+    (root / "red" / "cut.jpg").write_bytes((root / "red" / "1.jpg").read_bytes()[:200])
+    (root / "green" / "._1.png").write_bytes(b"AppleDouble")  # hidden: ignored
+    (root / "blue" / "labels.txt").write_text("blue things\n")
+    return root
+
+
+def config_for(tmp_path, preset, folder, *overrides):
+    return load_config(
+        None,
+        [
+            'run.task="image_classification"',
+            f"run.run_dir={tmp_path / 'runs'}",
+            f"model.preset={preset}",
+            "model.image_size=40",
+            "model.trainable=last_n:1",
+            f"data.path={folder}",
+            "data.test_split=0.3",
+            "train.epochs=3",
+            "train.batch_size=8",
+            "train.learning_rate=3e-3",
+            f"export.export_dir={tmp_path / 'saved_models'}",
+            "export.model_name=colours",
+            "export.verify_examples=9",
+            *overrides,
+        ],
+    )
+
+
+def test_bad_images_stop_the_run_before_it_starts(tmp_path, resnet_preset, image_folder):
+    with pytest.raises(DataError, match=r"cut.jpg: corrupt or truncated") as info:
+        runner.run(config_for(tmp_path, resnet_preset, image_folder), verbose=0)
+    assert "labels.txt" not in str(info.value)  # not an image: listed as skipped, not an error
+    assert not (tmp_path / "runs").exists()
+
+
+def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_folder):
+    config = config_for(tmp_path, resnet_preset, image_folder, "data.on_bad_images=skip")
+    summary = runner.run(config, verbose=0)
+
+    run_dir = Path(summary["run_dir"])
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["task"] == "image_classification"
+    assert sorted(Path(s["path"]).name for s in run["skipped"]) == ["cut.jpg", "labels.txt"]
+    assert sum(sum(c.values()) for c in run["split_counts"].values()) == 30
+    assert summary["test_accuracy"] > 0.5, summary  # three solid colours; chance is 1/3
+    counts = json.loads((run_dir / "metrics.json").read_text())["parameters"]
+    assert 0 < counts["trainable"] < counts["total"]  # last_n:1 over ResNet's blocks
+
+    export = summary["export"]
+    version = Path(export["version_dir"])
+    assert version == tmp_path / "saved_models" / "colours" / "1"
+    for key in ("savedmodel_max_abs_diff", "savedmodel_pixels_max_abs_diff", "onnx_max_abs_diff"):
+        assert export[key] <= 1e-4, export
+    assert export["examples"] == 9  # the verification images, JPEG and PNG, kept in the export
+    kept = sorted(p.suffix for p in (version / "assets.extra" / VERIFY_IMAGES_DIR).iterdir())
+    assert set(kept) == {".jpg", ".png"} and len(kept) == 9
+    metadata = json.loads((version / "assets.extra" / "ftk_export.json").read_text())
+    assert metadata["task"] == "image_classification"
+    assert "image_bytes" in metadata["signature"]["inputs"]
+    assert (version / "assets.extra" / "labels.txt").read_text().split() == [
+        "blue",
+        "green",
+        "red",
+    ]
+    assert set(verify_export(version)) == {
+        "savedmodel_max_abs_diff",
+        "savedmodel_pixels_max_abs_diff",
+        "onnx_max_abs_diff",
+    }
+
+    # A re-export (rebuilt from the run's config and weights) is a new version, never version 1.
+    again = export_run(run_dir)
+    assert again["version"] == 2 and again["savedmodel_max_abs_diff"] <= 1e-4
+    assert (version / "saved_model.pb").is_file()
+
+
+def test_a_tampered_verification_image_fails_verification(tmp_path, resnet_preset, image_folder):
+    from ftk.errors import VerificationError
+
+    config = config_for(
+        tmp_path, resnet_preset, image_folder, "data.on_bad_images=skip", "export.onnx=false"
+    )
+    version = Path(runner.run(config, verbose=0)["export"]["version_dir"])
+    first = sorted((version / "assets.extra" / VERIFY_IMAGES_DIR).iterdir())[0]
+    pixels = np.asarray(Image.open(first).convert("RGB")).copy()
+    pixels[:] = 255 - pixels  # another image under the same name
+    Image.fromarray(pixels).save(first, format="PNG" if first.suffix == ".png" else "JPEG")
+    with pytest.raises(VerificationError, match="does not match the Keras model"):
+        verify_export(version)
