@@ -118,11 +118,17 @@ def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_fol
         "green",
         "red",
     ]
-    assert set(verify_export(version)) == {
+    checked = verify_export(version)
+    assert set(checked) == {
         "savedmodel_max_abs_diff",
         "savedmodel_pixels_max_abs_diff",
         "onnx_max_abs_diff",
+        "rest_row_max_abs_diff",
+        "rest_columnar_max_abs_diff",
+        "grpc_max_abs_diff",
     }
+    assert max(checked.values()) <= 1e-4
+    assert (version / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
 
     # A re-export (rebuilt from the run's config and weights) is a new version, never version 1.
     again = export_run(run_dir)

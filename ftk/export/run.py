@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config import Config
-from ftk.export.verify import ONNX_DIR, ONNX_FILE, read_reference, verify_export
+from ftk.export.serving import write_warmup
+from ftk.export.verify import (
+    ONNX_DIR,
+    ONNX_FILE,
+    read_reference,
+    reference_inputs,
+    verify_export,
+)
 from ftk.runs import load_run_config, read_json, write_json
 from ftk.tasks.runner import REFERENCE_FILE, WEIGHTS_FILE
 
@@ -98,6 +105,7 @@ def export_run(run_dir: Path, model=None) -> dict:
 
     def write(staging: Path) -> None:
         task.write_export(model, labels, config, staging, inputs, expected)
+        write_warmup(staging, config.export.model_name, reference_inputs(staging))
 
     def verify(staging: Path) -> None:
         result.update(verify_export(staging))

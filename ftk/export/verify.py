@@ -154,8 +154,20 @@ def verify_onnx(
     return max(diff, _check("ONNX (batch 1)", one, expected[:1], tolerance))
 
 
+def reference_inputs(version_dir: Path) -> dict[str, np.ndarray]:
+    """The recorded verification inputs as `serving_default` takes them: `{"text": ...}` or
+    `{"image_bytes": ...}` (object arrays of bytes)."""
+    reference = read_reference(version_dir)
+    if "images" in reference:
+        folder = version_dir / "assets.extra" / VERIFY_IMAGES_DIR
+        data = [(folder / name).read_bytes() for name in reference["images"]]
+        return {"image_bytes": np.array(data, dtype=object)}
+    return {"text": np.array([t.encode("utf-8") for t in reference["texts"]], dtype=object)}
+
+
 def verify_export(version_dir: Path) -> dict[str, float]:
-    """Re-verify a published (or staged) export against its recorded Keras outputs."""
+    """Re-verify a published (or staged) export against its recorded Keras outputs: the
+    SavedModel's signatures, ONNX, and the TF Serving contract (`verify_serving`)."""
     version_dir = Path(version_dir)
     reference = read_reference(version_dir)
     expected = np.asarray(reference["probabilities"], dtype=np.float32)
@@ -164,8 +176,77 @@ def verify_export(version_dir: Path) -> dict[str, float]:
     labels = labels_file.read_text(encoding="utf-8").splitlines() if labels_file.exists() else None
     check = {"expected": expected, "tolerance": tolerance}
     if "images" in reference:
-        return _verify_images(version_dir, reference["images"], labels, check)
-    return _verify_texts(version_dir, reference["texts"], labels, check)
+        result = _verify_images(version_dir, reference["images"], labels, check)
+    else:
+        result = _verify_texts(version_dir, reference["texts"], labels, check)
+    result.update(verify_serving(version_dir, labels, **check))
+    return result
+
+
+def _served_probabilities(name: str, outputs: dict, expected, tolerance, labels) -> float:
+    probabilities = np.asarray(outputs["probabilities"], dtype=np.float32)
+    diff = _check(name, probabilities, expected, tolerance)
+    names = [n.decode("utf-8") if isinstance(n, bytes) else n for n in outputs["class_name"]]
+    if labels is not None and names != [labels[i] for i in probabilities.argmax(-1)]:
+        raise VerificationError(f"{name}: class_name does not match the label map.")
+    return diff
+
+
+def verify_serving(
+    version_dir: Path, labels: list[str] | None, expected: np.ndarray, tolerance: float
+) -> dict[str, float]:
+    """The TF Serving contract, checked without a server (see `ftk.export.serving`):
+
+    - every op is core TensorFlow or tensorflow-text;
+    - REST row (`instances`) and columnar (`inputs`) requests, serialised as JSON and parsed by
+      TF Serving's rules, give the Keras probabilities, and so do the JSON responses;
+    - a gRPC `PredictRequest` round-trips through the signature to the same probabilities;
+    - every request in `assets.extra/tf_serving_warmup_requests` (when present) runs.
+    """
+    import tensorflow as tf
+
+    from ftk.export import serving
+
+    serving.check_ops(version_dir)
+    loaded = tf.saved_model.load(str(version_dir))
+    specs = serving.signature_inputs(loaded)
+    signature = loaded.signatures[serving.DEFAULT_SIGNATURE]
+    inputs = reference_inputs(version_dir)
+    result = {}
+    for fmt, body in (
+        ("row", {"instances": serving.rest_instances(inputs)}),
+        ("columnar", {"inputs": {k: serving.rest_instances({k: v}) for k, v in inputs.items()}}),
+    ):
+        parsed = serving.parse_rest_request(serving.round_trip_json(body), specs)
+        outputs = signature(**{k: tf.constant(v) for k, v in parsed.items()})
+        response = serving.round_trip_json(serving.rest_response(outputs, row=fmt == "row"))
+        if fmt == "row":
+            rows = response["predictions"]
+            columns = {k: [r[k] for r in rows] for k in ("probabilities", "class_name")}
+        else:
+            columns = response["outputs"]
+        result[f"rest_{fmt}_max_abs_diff"] = _served_probabilities(
+            f"REST ({fmt} format)", columns, expected, tolerance, labels
+        )
+    request = serving.predict_request(version_dir.parent.name, inputs)
+    result["grpc_max_abs_diff"] = _served_probabilities(
+        "gRPC PredictRequest",
+        serving.grpc_round_trip(loaded, request),
+        expected,
+        tolerance,
+        labels,
+    )
+    warmup = version_dir / "assets.extra" / serving.WARMUP_FILE
+    if warmup.exists():
+        for i, request in enumerate(serving.read_warmup(version_dir)):
+            _served_probabilities(
+                f"warmup request {i}",
+                serving.grpc_round_trip(loaded, request),
+                expected[i : i + 1],
+                tolerance,
+                labels,
+            )
+    return result
 
 
 def _verify_texts(version_dir: Path, texts: list[str], labels, check: dict) -> dict[str, float]:
