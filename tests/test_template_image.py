@@ -78,6 +78,8 @@ def test_non_default_bake(tmp_path):
         "requirements.txt",
         "train.py",
         "tests/test_project.py",
+        "serving/models.config",
+        "serving/docker-compose.yml",
     }
     config = load_config(project / "config.toml")
     assert config.data.format == "tfds" and config.data.image_column == "image"

@@ -123,5 +123,10 @@ def export_run(run_dir: Path, model=None) -> dict:
     summary = {"version_dir": str(version_dir), "version": int(version_dir.name), **result}
     if config.export.onnx:
         summary["onnx"] = str(version_dir / ONNX_DIR / ONNX_FILE)
+    project = Path(config.base_dir)
+    if (project / "serving").is_dir():  # a baked project: refresh its client examples
+        from ftk.export.kit import write_clients
+
+        write_clients(project, config.export.model_name, version_dir, task.signature)
     write_json(run_dir / "export.json", summary)
     return summary
