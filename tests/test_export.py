@@ -127,32 +127,57 @@ def test_finished_run_cannot_be_resumed(finished_run):
 
 
 def test_publish_is_atomic_and_never_overwrites(tmp_path):
-    root = tmp_path / "model"
+    root = tmp_path / "saved_models" / "model"
+    runs = tmp_path / "run"
     (root / "1").mkdir(parents=True)
     (root / "1" / "saved_model.pb").write_text("v1")
 
     def write(path):
         (path / "saved_model.pb").write_text("new")
 
-    published = publish(root, write, lambda path: None)
+    published = publish(root, write, lambda path: None, staging_root=runs)
     assert published == root / "2"
     assert (root / "1" / "saved_model.pb").read_text() == "v1"
+    assert sorted(p.name for p in root.iterdir()) == ["1", "2"]  # staged elsewhere
 
     def bad_verify(path):
         raise VerificationError("ONNX does not match the Keras model.")
 
-    with pytest.raises(VerificationError, match=r"Partial files kept in .*\.failed-"):
-        publish(root, write, bad_verify)
-    assert versions(root) == [1, 2]  # nothing new visible to TF Serving
-    assert [p.name for p in root.iterdir() if p.name.startswith(".failed-")]
+    with pytest.raises(VerificationError, match=r"Partial files kept in .*export-failed-"):
+        publish(root, write, bad_verify, staging_root=runs)
+    assert sorted(p.name for p in root.iterdir()) == ["1", "2"]  # nothing new in saved_models
+    assert [p.name for p in runs.iterdir() if p.name.startswith("export-failed-")]
 
     def crash(path):
         raise RuntimeError("disk full")
 
     with pytest.raises(ExportError, match="disk full"):
-        publish(root, crash, lambda path: None)
-    assert versions(root) == [1, 2]
-    assert not [p for p in root.iterdir() if p.name.startswith(".staging")]
+        publish(root, crash, lambda path: None, staging_root=runs)
+    assert sorted(p.name for p in root.iterdir()) == ["1", "2"]
+    assert not [p for p in runs.iterdir() if p.name.startswith("export-staging")]
+
+
+def test_publish_across_filesystems_goes_through_a_hidden_staging_dir(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from ftk.export import publish as publish_module
+
+    root = tmp_path / "saved_models" / "model"
+    real_rename = os.rename
+    renames = []
+
+    def rename(src, dst):
+        renames.append((Path(src).name, Path(dst).name))
+        if Path(src).name.startswith("export-staging-"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(publish_module.os, "rename", rename)
+    published = publish(root, lambda p: (p / "x").write_text("x"), lambda p: None, tmp_path / "r")
+    assert published == root / "1" and (published / "x").read_text() == "x"
+    assert renames[-1][0].startswith(".staging-") and renames[-1][1] == "1"
+    assert sorted(p.name for p in root.iterdir()) == ["1"]
 
 
 def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path, monkeypatch):

@@ -149,3 +149,50 @@ def test_a_tampered_verification_image_fails_verification(tmp_path, resnet_prese
     Image.fromarray(pixels).save(first, format="PNG" if first.suffix == ".png" else "JPEG")
     with pytest.raises(VerificationError, match="does not match the Keras model"):
         verify_export(version)
+
+
+def snapshot(root: Path) -> dict:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_killing_an_export_mid_write_leaves_saved_models_as_it_was(
+    tmp_path, resnet_preset, image_folder
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = config_for(tmp_path, resnet_preset, image_folder, "data.on_bad_images=skip")
+    run_dir = Path(runner.run(config, verbose=0)["run_dir"])
+    exports = tmp_path / "saved_models"
+    before = snapshot(exports)
+
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftk.export", str(run_dir), "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # kill once the SavedModel is being written
+            staged = list(run_dir.glob("export-staging-*/variables"))
+            if staged or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert staged, "the export finished or never started writing"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+    assert snapshot(exports) == before  # not a file added, changed or removed
+    assert [p.name for p in (exports / "colours").iterdir()] == ["1"]
+    again = export_run(run_dir)  # the next export still works and takes the next number
+    assert again["version"] == 2

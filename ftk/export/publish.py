@@ -1,9 +1,12 @@
 """Versioned, atomic publishing into TF Serving's `<model_name>/<version>/` layout.
 
-An export is written into a hidden staging directory next to the versions (TF Serving only
-loads directories named by integers), verified there, then renamed into the next free
-version number: a version directory appears complete or not at all, and an existing version
-is never overwritten.
+An export is written into a staging directory *outside* the export tree (the run directory),
+verified there, then renamed into the next free version number: a version directory appears
+complete or not at all, an existing version is never overwritten, and an export that fails or
+is killed half-way leaves `saved_models/` exactly as it was. When staging and the export tree
+are on different filesystems, the verified files are copied into a hidden `.staging-*`
+directory next to the versions (TF Serving only loads integer-named directories) and renamed
+from there.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -32,26 +36,37 @@ def publish(
     model_root: Path,
     write: Callable[[Path], None],
     verify: Callable[[Path], None],
+    staging_root: Path | None = None,
 ) -> Path:
     """Stage, `write`, `verify`, then rename into the next version. Returns the version path.
 
-    If `write` or `verify` raises, nothing new is visible to TF Serving; the staging directory
-    is kept as `.failed-<time>` for inspection and the error says where.
+    Staging happens under `staging_root` (default: `model_root`'s parent's hidden
+    `.ftk-staging/`). If `write` or `verify` raises, nothing changes under `model_root`; the
+    staged files are kept as `<staging_root>/export-failed-<time>-<id>` for inspection and the
+    error says where.
     """
-    model_root.mkdir(parents=True, exist_ok=True)
-    staging = model_root / f".staging-{uuid.uuid4().hex[:12]}"
+    staging_root = Path(staging_root or model_root.parent / ".ftk-staging")
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = staging_root / f"export-staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
         write(staging)
         verify(staging)
     except BaseException as e:
-        failed = model_root / f".failed-{time.strftime('%Y%m%d-%H%M%S')}-{staging.name[9:]}"
+        failed = (
+            staging_root / f"export-failed-{time.strftime('%Y%m%d-%H%M%S')}-{staging.name[15:]}"
+        )
         staging.rename(failed)
         if isinstance(e, Exception) and not isinstance(e, ExportError):
             raise ExportError(f"Export failed ({e}); partial files kept in {failed}") from e
         if isinstance(e, ExportError):
             raise type(e)(f"{e} Partial files kept in {failed}") from e
         raise
+    model_root.mkdir(parents=True, exist_ok=True)
+    return _rename_into_next_version(staging, model_root)
+
+
+def _rename_into_next_version(staging: Path, model_root: Path) -> Path:
     for _ in range(100):
         target = model_root / str((versions(model_root) or [0])[-1] + 1)
         try:
@@ -61,6 +76,11 @@ def publish(
         except OSError as e:
             if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
                 continue
+            if e.errno == errno.EXDEV:  # another filesystem: copy next to the versions first
+                local = model_root / f".staging-{staging.name[15:]}"
+                shutil.copytree(staging, local)
+                shutil.rmtree(staging)
+                return _rename_into_next_version(local, model_root)
             raise
         logger.info("Published %s", target)
         return target

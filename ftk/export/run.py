@@ -119,7 +119,7 @@ def export_run(run_dir: Path, model=None) -> dict:
         write_json(staging / "assets.extra" / "ftk_export.json", metadata)
 
     model_root = config.resolve_path(config.export.export_dir) / config.export.model_name
-    version_dir = publish(model_root, write, verify)
+    version_dir = publish(model_root, write, verify, staging_root=run_dir)
     summary = {"version_dir": str(version_dir), "version": int(version_dir.name), **result}
     if config.export.onnx:
         summary["onnx"] = str(version_dir / ONNX_DIR / ONNX_FILE)
