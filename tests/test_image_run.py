@@ -112,6 +112,20 @@ def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_fol
     assert set(kept) == {".jpg", ".png"} and len(kept) == 9
     metadata = json.loads((version / "assets.extra" / "ftk_export.json").read_text())
     assert metadata["task"] == "image_classification"
+    # Provenance: the resolved config, the backbone's checksum, data, versions, git (if any).
+    assert metadata["config"]["model"]["trainable"] == "last_n:1" and "git" in metadata
+    assert metadata["preset"]["checksum"].startswith("sha256:") and metadata["data_fingerprint"]
+    assert (
+        'task = "image_classification"'
+        in (version / "assets.extra" / "ftk_config.toml").read_text()
+    )
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(version / "onnx" / "model.onnx")).metadata_props}
+    provenance = json.loads(props["ftk_provenance"])
+    assert provenance["preset"] == metadata["preset"] and provenance["versions"]["keras"]
+    assert json.loads(props["labels"]) == ["blue", "green", "red"]
+    assert json.loads(props["ftk_config"])["model"]["image_size"] == 40
     assert "image_bytes" in metadata["signature"]["inputs"]
     assert (version / "assets.extra" / "labels.txt").read_text().split() == [
         "blue",

@@ -68,3 +68,16 @@ def _convert(forward, specs, path: Path, metadata: dict[str, str] | None) -> Non
     for key, value in (metadata or {}).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save_model(proto, str(path))
+
+
+def add_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Add (or replace) `metadata_props` entries of the ONNX model at `path`."""
+    import onnx
+
+    proto = onnx.load_model(str(path))
+    kept = [p for p in proto.metadata_props if p.key not in metadata]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save_model(proto, str(path))

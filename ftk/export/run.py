@@ -8,6 +8,7 @@ that the *training* backend's model produced (`verify_reference.json` in the run
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ftk.config import Config
+from ftk.config import Config, to_dict
+from ftk.export.onnx import add_metadata
 from ftk.export.serving import write_warmup
 from ftk.export.verify import (
     ONNX_DIR,
@@ -67,6 +69,29 @@ def rebuild_model(config: Config, label_names: list[str], weights: Path):
     return model
 
 
+def git_commit(directory: Path) -> dict | None:
+    """`{"commit": sha, "dirty": bool}` of the git checkout holding `directory`, if any."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(directory), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
 def export_run(run_dir: Path, model=None) -> dict:
     """Write, verify and publish the run's model. Returns the export summary (also saved)."""
     import keras
@@ -97,6 +122,8 @@ def export_run(run_dir: Path, model=None) -> dict:
         if (run_dir / "metrics.json").exists()
         else {},
         "run_dir": str(run_dir.resolve()),
+        "config": to_dict(config),
+        "git": git_commit(Path(config.base_dir)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
         "signature": task.signature,
@@ -106,6 +133,21 @@ def export_run(run_dir: Path, model=None) -> dict:
     def write(staging: Path) -> None:
         task.write_export(model, labels, config, staging, inputs, expected)
         write_warmup(staging, config.export.model_name, reference_inputs(staging))
+        (staging / "assets.extra" / "ftk_config.toml").write_text(
+            (run_dir / "config.toml").read_text(encoding="utf-8"), encoding="utf-8"
+        )
+        if config.export.onnx:
+            provenance = {k: v for k, v in metadata.items() if k not in ("metrics", "config")}
+            add_metadata(
+                staging / ONNX_DIR / ONNX_FILE,
+                {
+                    "ftk_provenance": json.dumps(provenance),
+                    "ftk_config": json.dumps(metadata["config"]),
+                    "ftk_test_metrics": json.dumps(
+                        {k: metadata["metrics"].get(k) for k in ("accuracy", "macro_f1")}
+                    ),
+                },
+            )
 
     def verify(staging: Path) -> None:
         result.update(verify_export(staging))
