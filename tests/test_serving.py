@@ -141,3 +141,12 @@ def test_ops_are_core_or_refused(echo_model, monkeypatch):
     monkeypatch.setattr(serving, "graph_ops", lambda path: {"StringLength", "MyCustomOp"})
     with pytest.raises(VerificationError, match=r"TF Serving does not provide: \['MyCustomOp'\]"):
         serving.check_ops(echo_model)
+
+
+def test_signature_contract(echo_model):
+    loaded = tf.saved_model.load(str(echo_model))
+    serving.check_signatures(loaded, num_classes=2, binary=False)
+    with pytest.raises(VerificationError, match=r"outputs .*float32 \[-1, 3\]"):
+        serving.check_signatures(loaded, num_classes=3, binary=False)
+    with pytest.raises(VerificationError, match=r"Signatures are \['serving_default'\]"):
+        serving.check_signatures(loaded, num_classes=2, binary=True)

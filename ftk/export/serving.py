@@ -284,6 +284,47 @@ def read_warmup(version_dir: Path) -> list:
 
 
 # --------------------------------------------------------------------------------------------
+# The documented signatures
+# --------------------------------------------------------------------------------------------
+
+
+def _spec_text(spec) -> str:
+    dims = [-1 if d is None else d for d in spec.shape.as_list()]
+    return f"{spec.dtype.name} {dims}"
+
+
+def check_signatures(loaded, num_classes: int, binary: bool) -> None:
+    """The served signatures are exactly what the README documents: `serving_default` takes
+    `text` (or `image_bytes`) as string `[batch]`; image exports add `serving_pixels` taking
+    `pixels` float32 `[batch, h, w, 3]`; each returns `probabilities` float32
+    `[batch, num_classes]`, `class_id` int32 `[batch]` and `class_name` string `[batch]`."""
+    outputs = {
+        "probabilities": f"float32 [-1, {num_classes}]",
+        "class_id": "int32 [-1]",
+        "class_name": "string [-1]",
+    }
+    expected = {DEFAULT_SIGNATURE: {"image_bytes" if binary else "text": "string [-1]"}}
+    found = set(loaded.signatures.keys())
+    if binary and "serving_pixels" in found:
+        inputs = loaded.signatures["serving_pixels"].structured_input_signature[1]
+        shape = inputs["pixels"].shape if "pixels" in inputs else [None, "h", "w", 3]
+        expected["serving_pixels"] = {"pixels": f"float32 [-1, {shape[1]}, {shape[2]}, 3]"}
+    elif binary:
+        expected["serving_pixels"] = {"pixels": "float32 [-1, h, w, 3]"}
+    if found != set(expected):
+        raise VerificationError(f"Signatures are {sorted(found)}, expected {sorted(expected)}.")
+    for name, inputs in expected.items():
+        function = loaded.signatures[name]
+        got_in = {k: _spec_text(v) for k, v in function.structured_input_signature[1].items()}
+        got_out = {k: _spec_text(v) for k, v in function.structured_outputs.items()}
+        if got_in != inputs or got_out != outputs:
+            raise VerificationError(
+                f"Signature {name!r} is inputs {got_in} -> outputs {got_out}; the documented "
+                f"contract is inputs {inputs} -> outputs {outputs}."
+            )
+
+
+# --------------------------------------------------------------------------------------------
 # Ops
 # --------------------------------------------------------------------------------------------
 

@@ -197,6 +197,7 @@ def verify_serving(
 ) -> dict[str, float]:
     """The TF Serving contract, checked without a server (see `ftk.export.serving`):
 
+    - the signatures are exactly the documented ones (`serving.check_signatures`);
     - every op is core TensorFlow or tensorflow-text;
     - REST row (`instances`) and columnar (`inputs`) requests, serialised as JSON and parsed by
       TF Serving's rules, give the Keras probabilities, and so do the JSON responses;
@@ -209,9 +210,10 @@ def verify_serving(
 
     serving.check_ops(version_dir)
     loaded = tf.saved_model.load(str(version_dir))
+    inputs = reference_inputs(version_dir)
+    serving.check_signatures(loaded, expected.shape[-1], binary="image_bytes" in inputs)
     specs = serving.signature_inputs(loaded)
     signature = loaded.signatures[serving.DEFAULT_SIGNATURE]
-    inputs = reference_inputs(version_dir)
     result = {}
     for fmt, body in (
         ("row", {"instances": serving.rest_instances(inputs)}),
