@@ -80,6 +80,13 @@ def _print_summary(summary: dict) -> None:
                 f"ONNX:          {export['onnx']}  (max |diff| vs Keras "
                 f"{export['onnx_max_abs_diff']:.2e})"
             )
+        if "onnx_int8" in export:
+            q = export["onnx_int8"]
+            lines.append(
+                f"ONNX int8:     {q['file']}  (test accuracy {q['accuracy_float']:.4f} -> "
+                f"{q['accuracy_int8']:.4f}, latency x{q['latency_ratio_int8_vs_float']:.2f} "
+                "of float ONNX)"
+            )
     print("\n".join(lines))
 
 

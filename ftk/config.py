@@ -118,6 +118,8 @@ class ExportConfig:
     export_dir: str = "saved_models"
     model_name: str = "text_classifier"
     onnx: bool = True
+    onnx_int8: bool = False
+    litert: bool = False
     verify_examples: int = 64
     tolerance: float = 1e-4
 
@@ -154,6 +156,7 @@ TASK_ONLY_KEYS: dict[str, tuple[str, ...]] = {
         "augment.rotation",
         "augment.zoom",
         "augment.contrast",
+        "export.litert",
     ),
 }
 
@@ -340,6 +343,8 @@ def validate(config: Config) -> None:
         fail(
             "export.model_name", "letters, digits, '_', '-' or '.', starting with a letter or digit"
         )
+    if config.export.onnx_int8 and not config.export.onnx:
+        fail("export.onnx_int8", "false when export.onnx is false (it quantizes the ONNX model)")
     if config.export.verify_examples < 1:
         fail("export.verify_examples", ">= 1")
     if not 0.0 < config.export.tolerance <= 0.1:

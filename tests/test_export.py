@@ -21,9 +21,33 @@ def finished_run(tiny_preset, tiny_csv, tmp_path_factory):
     """One complete run (train -> evaluate -> export -> verify) on the tiny preset."""
     tmp = tmp_path_factory.mktemp("run")
     path = tmp / "config.toml"
-    path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp), encoding="utf-8")
+    config = tiny_config_toml(tiny_preset, tiny_csv, tmp) + "onnx_int8 = true\n"  # in [export]
+    path.write_text(config, encoding="utf-8")
     summary = runner.run(load_config(path), verbose=0)
     return tmp, summary
+
+
+def test_int8_onnx_is_measured_on_the_test_split(finished_run):
+    import onnx
+    import onnxruntime as ort
+
+    _, summary = finished_run
+    report = summary["export"]["onnx_int8"]
+    version = Path(summary["export"]["version_dir"])
+    assert report["test_examples"] == len(
+        json.loads((Path(summary["run_dir"]) / "test_split.json").read_text())["labels"]
+    )
+    assert report["accuracy_float"] == pytest.approx(summary["test_accuracy"], abs=1e-6)
+    assert report["accuracy_change"] == pytest.approx(
+        report["accuracy_int8"] - report["accuracy_float"]
+    )
+    assert report["latency_ratio_int8_vs_float"] > 0 and report["size_bytes_int8"] > 0
+    int8 = version / "onnx" / "model_int8.onnx"
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}, sorted(ops)  # really quantized
+    assert [i.name for i in ort.InferenceSession(str(int8)).get_inputs()]
+    metadata = json.loads((version / "assets.extra" / "ftk_export.json").read_text())
+    assert metadata["onnx_int8"] == report
 
 
 def test_run_writes_every_artifact(finished_run):

@@ -90,7 +90,9 @@ def test_bad_images_stop_the_run_before_it_starts(tmp_path, resnet_preset, image
 
 
 def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_folder):
-    config = config_for(tmp_path, resnet_preset, image_folder, "data.on_bad_images=skip")
+    config = config_for(
+        tmp_path, resnet_preset, image_folder, "data.on_bad_images=skip", "export.litert=true"
+    )
     summary = runner.run(config, verbose=0)
 
     run_dir = Path(summary["run_dir"])
@@ -105,8 +107,14 @@ def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_fol
     export = summary["export"]
     version = Path(export["version_dir"])
     assert version == tmp_path / "saved_models" / "colours" / "1"
-    for key in ("savedmodel_max_abs_diff", "savedmodel_pixels_max_abs_diff", "onnx_max_abs_diff"):
+    for key in (
+        "savedmodel_max_abs_diff",
+        "savedmodel_pixels_max_abs_diff",
+        "onnx_max_abs_diff",
+        "litert_max_abs_diff",
+    ):
         assert export[key] <= 1e-4, export
+    assert (version / "litert" / "model.tflite").stat().st_size > 0
     assert export["examples"] == 9  # the verification images, JPEG and PNG, kept in the export
     kept = sorted(p.suffix for p in (version / "assets.extra" / VERIFY_IMAGES_DIR).iterdir())
     assert set(kept) == {".jpg", ".png"} and len(kept) == 9
@@ -137,6 +145,7 @@ def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_fol
         "savedmodel_max_abs_diff",
         "savedmodel_pixels_max_abs_diff",
         "onnx_max_abs_diff",
+        "litert_max_abs_diff",
         "rest_row_max_abs_diff",
         "rest_columnar_max_abs_diff",
         "grpc_max_abs_diff",

@@ -28,7 +28,7 @@ from ftk.export.verify import (
     verify_export,
 )
 from ftk.runs import load_run_config, read_json, write_json
-from ftk.tasks.runner import REFERENCE_FILE, WEIGHTS_FILE
+from ftk.tasks.runner import REFERENCE_FILE, TEST_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger("ftk")
 
@@ -151,6 +151,16 @@ def export_run(run_dir: Path, model=None) -> dict:
 
     def verify(staging: Path) -> None:
         result.update(verify_export(staging))
+        if config.export.onnx_int8:
+            from ftk.export.quantize import quantize_and_measure
+
+            test = read_json(run_dir / TEST_FILE)
+            metadata["onnx_int8"] = quantize_and_measure(
+                staging,
+                staging / ONNX_DIR / ONNX_FILE,
+                test["inputs"],
+                np.asarray(test["labels"]),
+            )
         examples = len(read_reference(staging)["probabilities"])
         metadata["verification"] = {
             **result,
@@ -165,6 +175,8 @@ def export_run(run_dir: Path, model=None) -> dict:
     summary = {"version_dir": str(version_dir), "version": int(version_dir.name), **result}
     if config.export.onnx:
         summary["onnx"] = str(version_dir / ONNX_DIR / ONNX_FILE)
+    if "onnx_int8" in metadata:
+        summary["onnx_int8"] = metadata["onnx_int8"]
     project = Path(config.base_dir)
     if (project / "serving").is_dir():  # a baked project: refresh its client examples
         from ftk.export.kit import write_clients

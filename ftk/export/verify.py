@@ -296,4 +296,9 @@ def _verify_images(version_dir: Path, names: list[str], labels, check: dict) -> 
     onnx_path = version_dir / ONNX_DIR / ONNX_FILE
     if onnx_path.exists():
         result["onnx_max_abs_diff"] = verify_onnx(onnx_path, {"pixels": pixels.numpy()}, **check)
+    litert_path = version_dir / "litert" / "model.tflite"
+    if litert_path.exists():
+        from ftk.export.litert import verify_litert
+
+        result["litert_max_abs_diff"] = verify_litert(litert_path, pixels.numpy(), **check)
     return result

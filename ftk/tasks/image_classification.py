@@ -53,6 +53,10 @@ def write_export(model, labels, config: Config, staging: Path, paths, probabilit
 
     write_image_savedmodel(model, labels, image_size(config), staging)
     write_image_reference(staging, paths, probabilities, config.export.tolerance)
+    if config.export.litert:
+        from ftk.export.litert import LITERT_DIR, LITERT_FILE, write_image_litert
+
+        write_image_litert(model, image_size(config), staging / LITERT_DIR / LITERT_FILE)
     if config.export.onnx:
         write_image_onnx(
             model,

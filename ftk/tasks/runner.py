@@ -27,6 +27,7 @@ logger = logging.getLogger("ftk")
 
 LoadData = Callable[[Config], Splits]
 REFERENCE_FILE = "verify_reference.json"
+TEST_FILE = "test_split.json"
 WEIGHTS_FILE = "model.weights.h5"
 
 
@@ -140,6 +141,10 @@ def run(
     metrics["parameters"] = counts
     metrics["epochs_trained"] = len(history.history.get("loss", []))
     write_json(run_dir / "metrics.json", metrics)
+    write_json(
+        run_dir / TEST_FILE,
+        {"inputs": splits.test.inputs, "labels": splits.test.labels.astype(int).tolist()},
+    )
     n = min(config.export.verify_examples, len(splits.test))
     write_json(
         run_dir / REFERENCE_FILE,

@@ -1,0 +1,60 @@
+"""Optional LiteRT (TensorFlow Lite) export of an image classifier (`export.litert`):
+`litert/model.tflite`, float pixels in (as `serving_pixels`), probabilities out, checked in
+TensorFlow's LiteRT interpreter against the Keras probabilities like the other exports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ftk.errors import VerificationError
+from ftk.export.savedmodel import probabilities_of
+
+LITERT_DIR = "litert"
+LITERT_FILE = "model.tflite"
+
+
+def write_image_litert(model, image_size: tuple[int, int], path: Path) -> None:
+    """Convert the tensor model (`pixels` float32 `[batch, h, w, 3]`, RGB 0..255, the backbone's
+    normalisation inside) to a `.tflite` flatbuffer at `path`."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *image_size, 3], tf.float32, "pixels")])
+    def forward(pixels):
+        return {"probabilities": probabilities_of(model(model.preprocessor(pixels)))}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [forward.get_concrete_function()], model
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(converter.convert())
+
+
+def litert_probabilities(path: Path, pixels: np.ndarray) -> np.ndarray:
+    """Run the `.tflite` model in TensorFlow's interpreter on a batch of pixels."""
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    (source,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(source["index"], list(pixels.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source["index"], pixels.astype(np.float32))
+    interpreter.invoke()
+    (output,) = interpreter.get_output_details()
+    return interpreter.get_tensor(output["index"])
+
+
+def verify_litert(path: Path, pixels: np.ndarray, expected: np.ndarray, tolerance: float) -> float:
+    """Max abs difference of the LiteRT model vs `expected` (whole batch, then batch 1)."""
+    diff = 0.0
+    for batch, want in ((pixels, expected), (pixels[:1], expected[:1])):
+        got = litert_probabilities(path, batch)
+        if got.shape != want.shape:
+            raise VerificationError(f"LiteRT returned shape {got.shape}, Keras {want.shape}.")
+        diff = max(diff, float(np.max(np.abs(got - want))))
+    if not diff <= tolerance:
+        raise VerificationError(
+            f"LiteRT does not match the Keras model: max abs difference {diff:.3g} > "
+            f"tolerance {tolerance:g}."
+        )
+    return diff
