@@ -5,26 +5,33 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import tiny_config_toml
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_train_and_export_on_backend(backend, tiny_preset, tiny_csv, tmp_path):
-    path = tmp_path / "config.toml"
-    path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path, backend), encoding="utf-8")
+def train_with_cli(config: Path, runs: Path, backend: str) -> Path:
+    """`ftk train` in a fresh process (the backend is chosen from the config); the run dir."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     done = subprocess.run(
-        [sys.executable, "-m", "ftk.cli", "train", "--config", str(path), "--quiet"],
+        [sys.executable, "-m", "ftk.cli", "train", "--config", str(config), "--quiet"],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = runs.iterdir()
     assert json.loads((run_dir / "run.json").read_text())["backend"] == backend
+    return run_dir
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_train_and_export_on_backend(backend, tiny_preset, tiny_csv, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path, backend), encoding="utf-8")
+    run_dir = train_with_cli(path, tmp_path / "runs", backend)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.5  # chance is 1/3 (the tiny random BERT reaches 2/3)
     export = summary["export"]
@@ -70,17 +77,7 @@ verify_examples = 6
 """,
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ftk.cli", "train", "--config", str(path), "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    assert json.loads((run_dir / "run.json").read_text())["backend"] == backend
+    run_dir = train_with_cli(path, tmp_path / "runs", backend)
     export = json.loads((run_dir / "summary.json").read_text())["export"]
     for key in ("savedmodel_max_abs_diff", "savedmodel_pixels_max_abs_diff", "onnx_max_abs_diff"):
         assert export[key] <= 1e-4, export

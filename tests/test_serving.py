@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_serving_clients import save_model
 
 from ftk.errors import VerificationError
 from ftk.export import serving
@@ -99,23 +100,9 @@ def test_response_formats():
 
 @pytest.fixture(scope="module")
 def echo_model(tmp_path_factory):
-    """A SavedModel with a string signature: length of each string, as probabilities."""
-
-    class Echo(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-        def serve(self, text):
-            n = tf.cast(tf.strings.length(text), tf.float32)
-            probabilities = tf.stack([n / (n + 1.0), 1.0 / (n + 1.0)], axis=-1)
-            class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            return {
-                "probabilities": probabilities,
-                "class_id": class_id,
-                "class_name": tf.gather(tf.constant(["long", "short"]), class_id),
-            }
-
-    module = Echo()
+    """A SavedModel with a string signature `text` that scores each string's length."""
     path = tmp_path_factory.mktemp("echo") / "echo" / "1"
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    save_model(path, "text")
     return path
 
 

@@ -182,8 +182,8 @@ def test_bake_from_a_git_url_records_url_and_commit(tmp_path):
     assert requirement == f"ftk @ git+{repo.as_uri()}@{sha}"
 
 
-def test_baked_project_passes_ruff_and_its_own_quick_tests(tmp_path):
-    project = bake(tmp_path)
+def check_baked_project(project: Path) -> None:
+    """The project passes ruff (lint and format) and its own quick tests."""
     ruff = [sys.executable, "-m", "ruff"]
     subprocess.run([*ruff, "check", "."], cwd=project, check=True, timeout=120)
     subprocess.run([*ruff, "format", "--check", "."], cwd=project, check=True, timeout=120)
@@ -196,6 +196,10 @@ def test_baked_project_passes_ruff_and_its_own_quick_tests(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+def test_baked_project_passes_ruff_and_its_own_quick_tests(tmp_path):
+    check_baked_project(bake(tmp_path))
 
 
 def test_train_py_has_no_jinja_and_documents_its_commands():

