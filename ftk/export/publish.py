@@ -36,16 +36,16 @@ def publish(
     model_root: Path,
     write: Callable[[Path], None],
     verify: Callable[[Path], None],
-    staging_root: Path | None = None,
+    staging_root: Path,
 ) -> Path:
     """Stage, `write`, `verify`, then rename into the next version. Returns the version path.
 
-    Staging happens under `staging_root` (default: `model_root`'s parent's hidden
-    `.ftk-staging/`). If `write` or `verify` raises, nothing changes under `model_root`; the
+    Staging happens under `staging_root` (the run directory: outside the export tree, on the
+    same filesystem in a normal project). If `write` or `verify` raises, nothing changes under `model_root`; the
     staged files are kept as `<staging_root>/export-failed-<time>-<id>` for inspection and the
     error says where.
     """
-    staging_root = Path(staging_root or model_root.parent / ".ftk-staging")
+    staging_root = Path(staging_root)
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = staging_root / f"export-staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
