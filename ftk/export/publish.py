@@ -41,9 +41,9 @@ def publish(
     """Stage, `write`, `verify`, then rename into the next version. Returns the version path.
 
     Staging happens under `staging_root` (the run directory: outside the export tree, on the
-    same filesystem in a normal project). If `write` or `verify` raises, nothing changes under `model_root`; the
-    staged files are kept as `<staging_root>/export-failed-<time>-<id>` for inspection and the
-    error says where.
+    same filesystem in a normal project). If `write` or `verify` raises, nothing changes under
+    `model_root`; the staged files are kept as `<staging_root>/export-failed-<time>-<id>` for
+    inspection and the error says where.
     """
     staging_root = Path(staging_root)
     staging_root.mkdir(parents=True, exist_ok=True)
