@@ -3,6 +3,8 @@
 ResNet blocks, every export published and verified, re-exports get new versions."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +116,24 @@ def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_fol
         "litert_max_abs_diff",
     ):
         assert export[key] <= 1e-4, export
-    assert (version / "litert" / "model.tflite").stat().st_size > 0
+    # The .tflite file stands alone: another process gets the same probabilities.
+    check = (
+        "import json, sys, numpy as np, tensorflow as tf\n"
+        "from pathlib import Path\n"
+        "from ftk.data.images import decode_and_resize\n"
+        "from ftk.export.litert import litert_probabilities\n"
+        "extra = Path(sys.argv[1]) / 'assets.extra'\n"
+        "ref = json.loads((extra / 'ftk_verify.json').read_text())\n"
+        "paths = [str(extra / 'ftk_verify' / n) for n in ref['images']]\n"
+        "pixels = np.stack([decode_and_resize(tf.constant(p), (40, 40)).numpy() for p in paths])\n"
+        "got = litert_probabilities(Path(sys.argv[1]) / 'litert' / 'model.tflite', pixels)\n"
+        "print(float(np.max(np.abs(got - np.asarray(ref['probabilities'])))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check, str(version)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) <= 1e-4
     assert export["examples"] == 9  # the verification images, JPEG and PNG, kept in the export
     kept = sorted(p.suffix for p in (version / "assets.extra" / VERIFY_IMAGES_DIR).iterdir())
     assert set(kept) == {".jpg", ".png"} and len(kept) == 9
@@ -186,8 +205,6 @@ def test_killing_an_export_mid_write_leaves_saved_models_as_it_was(
 ):
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
     config = config_for(tmp_path, resnet_preset, image_folder, "data.on_bad_images=skip")

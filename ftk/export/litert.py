@@ -25,9 +25,15 @@ def write_image_litert(model, image_size: tuple[int, int], path: Path) -> None:
     def forward(pixels):
         return {"probabilities": probabilities_of(model(model.preprocessor(pixels)))}
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [forward.get_concrete_function()], model
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
     )
+
+    # Freeze the weights into the graph first. Converted with the model as its trackable object
+    # alone, TF 2.21 writes a 27 KB file whose variables are never initialised: it ran right in
+    # the exporting process and returned NaN everywhere else (measured).
+    frozen = convert_variables_to_constants_v2(forward.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(converter.convert())
 
