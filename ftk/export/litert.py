@@ -1,6 +1,7 @@
 """Optional LiteRT (TensorFlow Lite) export of an image classifier (`export.litert`):
 `litert/model.tflite`, float pixels in (as `serving_pixels`), probabilities out, checked in
-TensorFlow's LiteRT interpreter against the Keras probabilities like the other exports.
+TensorFlow's LiteRT interpreter against the Keras probabilities like the other exports
+(`ftk.export.verify.verify_export`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ftk.errors import VerificationError
 from ftk.export.savedmodel import probabilities_of
 
 LITERT_DIR = "litert"
@@ -48,19 +48,3 @@ def litert_probabilities(path: Path, pixels: np.ndarray) -> np.ndarray:
     interpreter.invoke()
     (output,) = interpreter.get_output_details()
     return interpreter.get_tensor(output["index"])
-
-
-def verify_litert(path: Path, pixels: np.ndarray, expected: np.ndarray, tolerance: float) -> float:
-    """Max abs difference of the LiteRT model vs `expected` (whole batch, then batch 1)."""
-    diff = 0.0
-    for batch, want in ((pixels, expected), (pixels[:1], expected[:1])):
-        got = litert_probabilities(path, batch)
-        if got.shape != want.shape:
-            raise VerificationError(f"LiteRT returned shape {got.shape}, Keras {want.shape}.")
-        diff = max(diff, float(np.max(np.abs(got - want))))
-    if not diff <= tolerance:
-        raise VerificationError(
-            f"LiteRT does not match the Keras model: max abs difference {diff:.3g} > "
-            f"tolerance {tolerance:g}."
-        )
-    return diff

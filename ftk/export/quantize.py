@@ -14,31 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ftk.export.verify import onnx_feeds
+
 logger = logging.getLogger("ftk")
 
 INT8_FILE = "model_int8.onnx"
 BATCH = 32
-
-
-def onnx_feeds(version_dir: Path, inputs: list[str]) -> dict[str, np.ndarray]:
-    """The ONNX model's inputs for texts (tokenised by the export's saved preprocessor) or
-    image paths (decoded and resized by the training pipeline)."""
-    from ftk.export.verify import ONNX_DIR, TOKENIZER_DIR
-
-    tokenizer = version_dir / ONNX_DIR / TOKENIZER_DIR
-    if tokenizer.is_dir():
-        import keras_hub
-
-        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(str(tokenizer))
-        return {k: np.asarray(v) for k, v in preprocessor(inputs).items()}
-    import tensorflow as tf
-
-    from ftk.data.images import decode_and_resize
-
-    loaded = tf.saved_model.load(str(version_dir))
-    shape = loaded.signatures["serving_pixels"].structured_input_signature[1]["pixels"].shape
-    size = (shape[1], shape[2])
-    return {"pixels": np.stack([decode_and_resize(tf.constant(p), size).numpy() for p in inputs])}
 
 
 def _predict(session, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
@@ -71,10 +52,15 @@ def quantize_and_measure(
         weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul", "Gemm"],
     )
-    feeds = onnx_feeds(version_dir, inputs)
+    sessions = {
+        name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for name, path in (("float", float_path), ("int8", int8_path))
+    }
+    first = sessions["float"].get_inputs()[0]
+    image_size = tuple(first.shape[1:3]) if first.name == "pixels" else None
+    feeds = onnx_feeds(version_dir, inputs, image_size)
     results = {}
-    for name, path in (("float", float_path), ("int8", int8_path)):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for name, session in sessions.items():
         probabilities, seconds = _predict(session, feeds)
         results[name] = (float(np.mean(probabilities.argmax(-1) == labels)), seconds, probabilities)
     (acc_f, sec_f, p_f), (acc_q, sec_q, p_q) = results["float"], results["int8"]

@@ -101,38 +101,40 @@ def _check(name: str, got: np.ndarray, expected: np.ndarray, tolerance: float) -
     return diff
 
 
+def _check_outputs(name: str, outputs: dict, expected, tolerance: float, labels) -> float:
+    """Probabilities within `tolerance` of `expected`; `class_id` (when given) their argmax and
+    `class_name` the label map's names for it. Returns the max abs difference."""
+    probabilities = np.asarray(outputs["probabilities"], dtype=np.float32)
+    diff = _check(name, probabilities, expected, tolerance)
+    ids = probabilities.argmax(-1)
+    if "class_id" in outputs and not np.array_equal(np.asarray(outputs["class_id"]), ids):
+        raise VerificationError(f"{name} class_id is not the argmax of its probabilities.")
+    names = [n.decode("utf-8") if isinstance(n, bytes) else n for n in outputs["class_name"]]
+    if labels is not None and names != [labels[i] for i in ids]:
+        raise VerificationError(f"{name} class_name does not match the label map.")
+    return diff
+
+
 def verify_savedmodel(
-    version_dir: Path,
+    loaded,
     inputs: dict,
     expected: np.ndarray,
     tolerance: float,
     label_names: list[str] | None = None,
     signature: str = "serving_default",
 ) -> float:
-    """Max abs difference of a SavedModel signature's probabilities vs `expected`.
+    """Max abs difference of a loaded SavedModel signature's probabilities vs `expected`.
 
     `inputs` are the signature's keyword arguments (like `{"text": tf.constant([...])}`); the
     whole batch and then the first example alone are checked, and `class_id` / `class_name`
     must agree with the probabilities and the label map.
     """
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(version_dir)).signatures[signature]
+    serve = loaded.signatures[signature]
     name = "SavedModel" if signature == "serving_default" else f"SavedModel {signature}"
-    out = serve(**inputs)
-    diff = _check(name, out["probabilities"].numpy(), expected, tolerance)
-    one = serve(**{k: v[:1] for k, v in inputs.items()})
-    diff = max(
-        diff, _check(f"{name} (batch 1)", one["probabilities"].numpy(), expected[:1], tolerance)
-    )
-    ids = out["class_id"].numpy()
-    if not np.array_equal(ids, out["probabilities"].numpy().argmax(-1)):
-        raise VerificationError(f"{name} class_id is not the argmax of its probabilities.")
-    if label_names is not None:
-        names = [n.decode("utf-8") for n in out["class_name"].numpy()]
-        if names != [label_names[i] for i in ids]:
-            raise VerificationError(f"{name} class_name does not match the label map.")
-    return diff
+    outputs = {k: v.numpy() for k, v in serve(**inputs).items()}
+    diff = _check_outputs(name, outputs, expected, tolerance, label_names)
+    one = {k: v.numpy() for k, v in serve(**{k: v[:1] for k, v in inputs.items()}).items()}
+    return max(diff, _check_outputs(f"{name} (batch 1)", one, expected[:1], tolerance, label_names))
 
 
 def verify_onnx(
@@ -154,20 +156,53 @@ def verify_onnx(
     return max(diff, _check("ONNX (batch 1)", one, expected[:1], tolerance))
 
 
-def reference_inputs(version_dir: Path) -> dict[str, np.ndarray]:
+def reference_inputs(version_dir: Path, reference: dict | None = None) -> dict[str, np.ndarray]:
     """The recorded verification inputs as `serving_default` takes them: `{"text": ...}` or
     `{"image_bytes": ...}` (object arrays of bytes)."""
-    reference = read_reference(version_dir)
+    reference = reference or read_reference(version_dir)
     if "images" in reference:
-        folder = version_dir / "assets.extra" / VERIFY_IMAGES_DIR
-        data = [(folder / name).read_bytes() for name in reference["images"]]
+        data = [Path(p).read_bytes() for p in _reference_images(version_dir, reference)]
         return {"image_bytes": np.array(data, dtype=object)}
     return {"text": np.array([t.encode("utf-8") for t in reference["texts"]], dtype=object)}
 
 
+def _reference_images(version_dir: Path, reference: dict) -> list[str]:
+    folder = version_dir / "assets.extra" / VERIFY_IMAGES_DIR
+    return [str(folder / name) for name in reference["images"]]
+
+
+def pixels_size(loaded) -> tuple[int, int]:
+    """`(height, width)` of an image export's `serving_pixels` input."""
+    shape = loaded.signatures["serving_pixels"].structured_input_signature[1]["pixels"].shape
+    return (shape[1], shape[2])
+
+
+def onnx_feeds(
+    version_dir: Path, inputs: list[str], image_size: tuple[int, int] | None = None
+) -> dict[str, np.ndarray]:
+    """The tensor model's inputs: texts tokenised by the export's saved preprocessor, or (with
+    `image_size`) image paths decoded and resized by the training pipeline."""
+    if image_size is None:
+        import keras_hub
+
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+            str(version_dir / ONNX_DIR / TOKENIZER_DIR)
+        )
+        return {k: np.asarray(v) for k, v in preprocessor(inputs).items()}
+    import tensorflow as tf
+
+    from ftk.data.images import decode_and_resize
+
+    pixels = [decode_and_resize(tf.constant(p), image_size).numpy() for p in inputs]
+    return {"pixels": np.stack(pixels)}
+
+
 def verify_export(version_dir: Path) -> dict[str, float]:
     """Re-verify a published (or staged) export against its recorded Keras outputs: the
-    SavedModel's signatures, ONNX, and the TF Serving contract (`verify_serving`)."""
+    SavedModel's signatures, ONNX (and LiteRT), and the TF Serving contract
+    (`verify_serving`). The SavedModel is loaded once."""
+    import tensorflow as tf
+
     version_dir = Path(version_dir)
     reference = read_reference(version_dir)
     expected = np.asarray(reference["probabilities"], dtype=np.float32)
@@ -175,25 +210,52 @@ def verify_export(version_dir: Path) -> dict[str, float]:
     labels_file = version_dir / "assets.extra" / "labels.txt"
     labels = labels_file.read_text(encoding="utf-8").splitlines() if labels_file.exists() else None
     check = {"expected": expected, "tolerance": tolerance}
+    if "texts" in reference:
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
+    loaded = tf.saved_model.load(str(version_dir))
+    served = reference_inputs(version_dir, reference)
+    tensors = {k: tf.constant(v) for k, v in served.items()}
+    result = {
+        "savedmodel_max_abs_diff": verify_savedmodel(loaded, tensors, label_names=labels, **check)
+    }
+    onnx_path = version_dir / ONNX_DIR / ONNX_FILE
     if "images" in reference:
-        result = _verify_images(version_dir, reference["images"], labels, check)
-    else:
-        result = _verify_texts(version_dir, reference["texts"], labels, check)
-    result.update(verify_serving(version_dir, labels, **check))
+        feeds = onnx_feeds(
+            version_dir, _reference_images(version_dir, reference), pixels_size(loaded)
+        )
+        result["savedmodel_pixels_max_abs_diff"] = verify_savedmodel(
+            loaded,
+            {"pixels": tf.constant(feeds["pixels"])},
+            label_names=labels,
+            signature="serving_pixels",
+            **check,
+        )
+        litert_path = version_dir / "litert" / "model.tflite"
+        if litert_path.exists():
+            from ftk.export.litert import litert_probabilities
+
+            result["litert_max_abs_diff"] = max(
+                _check("LiteRT", litert_probabilities(litert_path, pixels), want, tolerance)
+                for pixels, want in (
+                    (feeds["pixels"], expected),
+                    (feeds["pixels"][:1], expected[:1]),
+                )
+            )
+    elif onnx_path.exists():
+        feeds = onnx_feeds(version_dir, reference["texts"])
+    if onnx_path.exists():
+        result["onnx_max_abs_diff"] = verify_onnx(onnx_path, feeds, **check)
+    result.update(verify_serving(version_dir, loaded, served, labels, **check))
     return result
 
 
-def _served_probabilities(name: str, outputs: dict, expected, tolerance, labels) -> float:
-    probabilities = np.asarray(outputs["probabilities"], dtype=np.float32)
-    diff = _check(name, probabilities, expected, tolerance)
-    names = [n.decode("utf-8") if isinstance(n, bytes) else n for n in outputs["class_name"]]
-    if labels is not None and names != [labels[i] for i in probabilities.argmax(-1)]:
-        raise VerificationError(f"{name}: class_name does not match the label map.")
-    return diff
-
-
 def verify_serving(
-    version_dir: Path, labels: list[str] | None, expected: np.ndarray, tolerance: float
+    version_dir: Path,
+    loaded,
+    inputs: dict[str, np.ndarray],
+    labels: list[str] | None,
+    expected: np.ndarray,
+    tolerance: float,
 ) -> dict[str, float]:
     """The TF Serving contract, checked without a server (see `ftk.export.serving`):
 
@@ -203,14 +265,14 @@ def verify_serving(
       TF Serving's rules, give the Keras probabilities, and so do the JSON responses;
     - a gRPC `PredictRequest` round-trips through the signature to the same probabilities;
     - every request in `assets.extra/tf_serving_warmup_requests` (when present) runs.
+
+    `loaded` is the SavedModel at `version_dir`; `inputs` its `serving_default` inputs.
     """
     import tensorflow as tf
 
     from ftk.export import serving
 
     serving.check_ops(version_dir)
-    loaded = tf.saved_model.load(str(version_dir))
-    inputs = reference_inputs(version_dir)
     serving.check_signatures(loaded, expected.shape[-1], binary="image_bytes" in inputs)
     specs = serving.signature_inputs(loaded)
     signature = loaded.signatures[serving.DEFAULT_SIGNATURE]
@@ -224,81 +286,23 @@ def verify_serving(
         response = serving.round_trip_json(serving.rest_response(outputs, row=fmt == "row"))
         if fmt == "row":
             rows = response["predictions"]
-            columns = {k: [r[k] for r in rows] for k in ("probabilities", "class_name")}
+            columns = {k: [r[k] for r in rows] for k in rows[0]}
         else:
             columns = response["outputs"]
-        result[f"rest_{fmt}_max_abs_diff"] = _served_probabilities(
+        result[f"rest_{fmt}_max_abs_diff"] = _check_outputs(
             f"REST ({fmt} format)", columns, expected, tolerance, labels
         )
     request = serving.predict_request(version_dir.parent.name, inputs)
-    result["grpc_max_abs_diff"] = _served_probabilities(
-        "gRPC PredictRequest",
-        serving.grpc_round_trip(loaded, request),
-        expected,
-        tolerance,
-        labels,
+    result["grpc_max_abs_diff"] = _check_outputs(
+        "gRPC PredictRequest", serving.grpc_round_trip(loaded, request), expected, tolerance, labels
     )
-    warmup = version_dir / "assets.extra" / serving.WARMUP_FILE
-    if warmup.exists():
+    if (version_dir / "assets.extra" / serving.WARMUP_FILE).exists():
         for i, request in enumerate(serving.read_warmup(version_dir)):
-            _served_probabilities(
+            _check_outputs(
                 f"warmup request {i}",
                 serving.grpc_round_trip(loaded, request),
                 expected[i : i + 1],
                 tolerance,
                 labels,
             )
-    return result
-
-
-def _verify_texts(version_dir: Path, texts: list[str], labels, check: dict) -> dict[str, float]:
-    import keras_hub
-    import tensorflow as tf
-
-    result = {
-        "savedmodel_max_abs_diff": verify_savedmodel(
-            version_dir, {"text": tf.constant(texts)}, label_names=labels, **check
-        )
-    }
-    onnx_path = version_dir / ONNX_DIR / ONNX_FILE
-    if onnx_path.exists():
-        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
-            str(version_dir / ONNX_DIR / TOKENIZER_DIR)
-        )
-        feeds = {k: np.asarray(v) for k, v in preprocessor(texts).items()}
-        result["onnx_max_abs_diff"] = verify_onnx(onnx_path, feeds, **check)
-    return result
-
-
-def _verify_images(version_dir: Path, names: list[str], labels, check: dict) -> dict[str, float]:
-    """The bytes signature on the stored files; the pixels signature and ONNX on the same
-    files decoded by the training pipeline."""
-    import tensorflow as tf
-
-    from ftk.data.images import decode_and_resize
-
-    folder = version_dir / "assets.extra" / VERIFY_IMAGES_DIR
-    paths = [str(folder / name) for name in names]
-    loaded = tf.saved_model.load(str(version_dir))
-    height, width = (
-        loaded.signatures["serving_pixels"].structured_input_signature[1]["pixels"].shape[1:3]
-    )
-    pixels = tf.stack([decode_and_resize(tf.constant(p), (height, width)) for p in paths])
-    data = tf.constant([Path(p).read_bytes() for p in paths])
-    result = {
-        "savedmodel_max_abs_diff": verify_savedmodel(
-            version_dir, {"image_bytes": data}, label_names=labels, **check
-        ),
-        "savedmodel_pixels_max_abs_diff": verify_savedmodel(
-            version_dir, {"pixels": pixels}, label_names=labels, signature="serving_pixels", **check
-        ),
-    }
-    onnx_path = version_dir / ONNX_DIR / ONNX_FILE
-    if onnx_path.exists():
-        result["onnx_max_abs_diff"] = verify_onnx(onnx_path, {"pixels": pixels.numpy()}, **check)
-    litert_path = version_dir / "litert" / "model.tflite"
-    if litert_path.exists():
-        from ftk.export.litert import verify_litert
-
-        result["litert_max_abs_diff"] = verify_litert(litert_path, pixels.numpy(), **check)
     return result
