@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ftk.config import DataConfig
 from ftk.data.splits import Row, Skipped
 from ftk.errors import DataError
 from ftk.presets import host_reachable
+from ftk.runs import write_atomic
 
 DOWNLOAD_HOST = "storage.googleapis.com"
 IMAGE_CACHE = "tfds-images"  # under ftk's cache root
@@ -228,14 +228,7 @@ def _write_once(path: Path, data: bytes) -> None:
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 def image_cache_dir(builder, split: str) -> Path:
