@@ -25,11 +25,10 @@ SOURCES = Path(__file__).resolve().parent / "clients"
 
 
 def _fill(text: str, model: str, input_name: str, mark: str) -> str:
-    """Set MODEL and INPUT; the mark goes first (after a shebang)."""
-    text = re.sub(r'^MODEL="[^"]*"$', f'MODEL="{model}"', text, count=1, flags=re.M)
-    text = re.sub(r'^INPUT="[^"]*"$', f'INPUT="{input_name}"', text, count=1, flags=re.M)
-    text = re.sub(r'^MODEL = "[^"]*"$', f'MODEL = "{model}"', text, count=1, flags=re.M)
-    text = re.sub(r'^INPUT = "[^"]*"$', f'INPUT = "{input_name}"', text, count=1, flags=re.M)
+    """Set MODEL and INPUT (`NAME="..."` in shell, `NAME = "..."` in Python); the mark goes
+    first (after a shebang)."""
+    for name, value in (("MODEL", model), ("INPUT", input_name)):
+        text = re.sub(rf'^({name} ?= ?)"[^"]*"$', rf'\g<1>"{value}"', text, count=1, flags=re.M)
     if text.startswith("#!"):
         first, rest = text.split("\n", 1)
         return f"{first}\n{mark}\n{rest}"
