@@ -8,6 +8,7 @@ from conftest import REPO
 from cookiecutter.exceptions import FailedHookException
 from PIL import Image
 from test_template import (  # noqa: F401  (isolated_cookiecutter is an autouse fixture)
+    EXPECTED_FILES,
     assert_no_jinja,
     bake,
     check_baked_project,
@@ -62,18 +63,7 @@ def test_non_default_bake(tmp_path):
         on_bad_images="skip",
         backend="torch",
     )
-    assert files(project) == {
-        ".gitignore",
-        "README.md",
-        "config.toml",
-        "data.py",
-        "pyproject.toml",
-        "requirements.txt",
-        "train.py",
-        "tests/test_project.py",
-        "serving/models.config",
-        "serving/docker-compose.yml",
-    }
+    assert files(project) == EXPECTED_FILES - {"requirements-nodeps.txt"}  # no offline preset
     config = load_config(project / "config.toml")
     assert config.data.format == "tfds" and config.data.image_column == "image"
     assert config.model.image_size == 160 and config.model.trainable == "last_n:3"
