@@ -2,7 +2,9 @@
 
 ```
 python train.py [--config config.toml] [--set section.key=value ...] [--resume RUN_DIR]
+python train.py --lr-find [head] [--apply]   # learning-rate finder (nothing is trained)
 ftk train [--config config.toml] [--set ...]
+ftk lr-find [--config config.toml] [--apply]   # = train.py --lr-find
 ftk export RUN_DIR            # export a finished run again (a new version)
 ftk verify VERSION_DIR        # re-check a published export against its Keras outputs
 ```
@@ -55,6 +57,23 @@ def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None
         metavar="RUN_DIR",
         help="continue a crashed run from its last finished epoch",
     )
+    parser.add_argument(
+        "--lr-find",
+        nargs="?",
+        const="finetune",
+        choices=("finetune", "head"),
+        metavar="PHASE",
+        help="instead of training: sweep the learning rate of the fine-tuning phase (or 'head'), "
+        "plot loss vs rate into a new run directory and suggest a value; nothing is saved",
+    )
+    parser.add_argument(
+        "--lr-find-steps", type=int, default=100, metavar="N", help="steps of the sweep (100)"
+    )
+    parser.add_argument(
+        "--apply",
+        action="store_true",
+        help="with --lr-find: write the suggestion into the config file (a .bak copy is kept)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -94,6 +113,10 @@ def _train(args, load_data) -> int:
     from ftk.backend import set_backend
     from ftk.config import load_config
 
+    if args.apply and not args.lr_find:
+        raise FtkError("--apply goes with --lr-find (it writes the suggested learning rate).")
+    if args.lr_find and args.resume is not None:
+        raise FtkError("--lr-find starts from the pretrained model; it cannot --resume a run.")
     if args.resume is not None:
         from ftk.runs import load_run_config
 
@@ -101,12 +124,41 @@ def _train(args, load_data) -> int:
     else:
         config = load_config(args.config, args.overrides)
     set_backend(config.runtime.backend)
+    if args.lr_find:
+        return _lr_find(args, config, load_data)
     from ftk.tasks.runner import run
 
     summary = run(
         config, load_data=load_data, resume=args.resume, verbose=2 if args.quiet else "auto"
     )
     _print_summary(summary)
+    return 0
+
+
+def _lr_find(args, config, load_data) -> int:
+    from ftk.tasks.runner import find_learning_rate
+
+    if args.lr_find_steps < 10:
+        raise FtkError(f"--lr-find-steps must be >= 10. Received: {args.lr_find_steps}")
+    if args.apply and args.config is None:
+        raise FtkError("--apply needs a config file to write into (--config).")
+    summary = find_learning_rate(
+        config,
+        load_data,
+        phase=args.lr_find,
+        steps=args.lr_find_steps,
+        config_path=args.config if args.apply else None,
+        verbose=2 if args.quiet else "auto",
+    )
+    print(
+        f"suggested {summary['key']} = {summary['suggestion']:.2g}  ({summary['rule']} rule; "
+        f"steepest {summary['steepest']:.2g}, minimum/10 {summary['minimum_tenth']:.2g})\n"
+        f"plot: {summary['plot']}"
+    )
+    if "backup" in summary:
+        print(f"written to {summary['config']} (previous version: {summary['backup']})")
+    else:
+        print(f"use it: --set {summary['key']}={summary['suggestion']:.2g}, or rerun with --apply")
     return 0
 
 
@@ -162,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train, evaluate, export and verify a model")
     _add_train_args(train, Path("config.toml"))
+    lr_find = sub.add_parser(
+        "lr-find", help="sweep the learning rate, plot loss vs rate, suggest a value"
+    )
+    _add_train_args(lr_find, Path("config.toml"))
     export = sub.add_parser("export", help="export a finished run as a new version")
     export.add_argument("run_dir", type=Path)
     verify = sub.add_parser("verify", help="re-check an export against its Keras outputs")
@@ -170,7 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--debug", action="store_true", help="show tracebacks")
         p.add_argument("--quiet", action="store_true", help="warnings only")
     args = parser.parse_args(argv)
-    handlers = {"train": lambda a: _train(a, None), "export": _export, "verify": _verify}
+    if args.command == "lr-find":
+        args.lr_find = args.lr_find or "finetune"
+    handlers = {
+        "train": lambda a: _train(a, None),
+        "lr-find": lambda a: _train(a, None),
+        "export": _export,
+        "verify": _verify,
+    }
     return _guarded(handlers[args.command], args)
 
 

@@ -32,6 +32,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 TASKS = ("text_classification", "image_classification")
 DATA_FORMATS = ("folder", "csv", "tfds")
 ON_BAD_IMAGES = ("error", "skip")
+RECIPES = ("single", "two_phase", "gradual")
+SCHEDULES = ("constant", "linear", "exponential", "cosine", "one_cycle")
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
 _TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -62,6 +64,7 @@ class ModelConfig:
     image_size: int = 224
     trainable: str = "all"
     dropout: float = 0.1
+    lora_rank: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,30 @@ class TrainConfig:
     weight_decay: float = 0.01
     early_stopping_patience: int = 2
     steps_per_epoch: int = 0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    warmup_epochs: float = 0.0
+    decay_to: float = 0.0
+    l2: float = 0.0
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """How training is staged: phases, unfreezing, per-group learning rates, interpolation."""
+
+    name: str = "two_phase"
+    head_epochs: int = 1
+    head_learning_rate: float = 1e-3
+    unfreeze_every: int = 1
+    lr_embeddings: float = 1.0
+    lr_lower: float = 1.0
+    lr_upper: float = 1.0
+    lr_head: float = 1.0
+    interpolate: bool = False
+    interpolation_points: int = 11
+    keep_best_alpha: bool = False
+    cv_folds: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +161,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Directory that relative paths in the config are resolved against (not a TOML key).
     base_dir: str = field(default=".", compare=False)
@@ -167,6 +195,7 @@ TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"preset": "efficientnet_lite0", "dropout": 0.2},
         "data": {"path": ""},
         "train": {"batch_size": 32, "learning_rate": 1e-3},
+        "recipe": {"head_learning_rate": 1e-2},
         "export": {"model_name": "image_classifier"},
     },
 }
@@ -339,6 +368,7 @@ def validate(config: Config) -> None:
             fail(f"train.{key}", ">= 0 (0 turns it off)")
     if config.run.seed < 0:
         fail("run.seed", ">= 0")
+    _validate_recipe(config, fail)
     if not _NAME_RE.match(config.export.model_name):
         fail(
             "export.model_name", "letters, digits, '_', '-' or '.', starting with a letter or digit"
@@ -349,6 +379,67 @@ def validate(config: Config) -> None:
         fail("export.verify_examples", ">= 1")
     if not 0.0 < config.export.tolerance <= 0.1:
         fail("export.tolerance", "in (0, 0.1]")
+
+
+def _validate_recipe(config: Config, fail) -> None:
+    train, recipe = config.train, config.recipe
+    if train.schedule not in SCHEDULES:
+        fail("train.schedule", f"one of {', '.join(SCHEDULES)}")
+    if train.warmup_steps < 0:
+        fail("train.warmup_steps", ">= 0 (0 = no warmup)")
+    if train.warmup_epochs < 0:
+        fail("train.warmup_epochs", ">= 0 (0 = no warmup)")
+    if train.warmup_steps and train.warmup_epochs:
+        fail("train.warmup_epochs", "0 when train.warmup_steps is set (warmup in steps or epochs)")
+    if not 0.0 <= train.decay_to < 1.0:
+        fail("train.decay_to", "in [0, 1) (the fraction of the peak rate left at the end)")
+    if train.schedule == "exponential" and train.decay_to == 0:
+        fail("train.decay_to", "> 0 for train.schedule='exponential'")
+    for key in ("l2", "label_smoothing"):
+        if getattr(train, key) < 0:
+            fail(f"train.{key}", ">= 0 (0 turns it off)")
+    if train.label_smoothing >= 1:
+        fail("train.label_smoothing", "in [0, 1)")
+    if train.l2 and train.weight_decay:
+        fail("train.l2", "0 when train.weight_decay is set: choose AdamW decay or an L2 penalty")
+    if recipe.name not in RECIPES:
+        fail("recipe.name", f"one of {', '.join(RECIPES)}")
+    if recipe.head_epochs < 0:
+        fail("recipe.head_epochs", ">= 0")
+    if (
+        recipe.name != "single"
+        and recipe.head_epochs >= train.epochs
+        and (config.model.trainable != "head")
+    ):
+        fail(
+            "recipe.head_epochs",
+            f"fewer than train.epochs={train.epochs} (they are counted in it) so that the "
+            "backbone gets epochs too, or use recipe.name='single'",
+        )
+    if not 0.0 < recipe.head_learning_rate < 1.0:
+        fail("recipe.head_learning_rate", "in (0, 1)")
+    if recipe.unfreeze_every < 1:
+        fail("recipe.unfreeze_every", ">= 1 (epochs between unfreezing one more block)")
+    for group in ("embeddings", "lower", "upper", "head"):
+        if not 0.0 <= getattr(recipe, f"lr_{group}") <= 10.0:
+            fail(f"recipe.lr_{group}", "a learning-rate multiplier in [0, 10]")
+    if not 2 <= recipe.interpolation_points <= 101:
+        fail("recipe.interpolation_points", "between 2 and 101 (alphas evenly spaced in [0, 1])")
+    if recipe.keep_best_alpha and not recipe.interpolate:
+        fail("recipe.keep_best_alpha", "false unless recipe.interpolate is true")
+    if recipe.cv_folds == 1 or not 0 <= recipe.cv_folds <= 20:
+        fail("recipe.cv_folds", "0 (off) or between 2 and 20")
+    lora = config.model.lora_rank
+    if lora < 0 or lora > 256:
+        fail("model.lora_rank", "0 (off) or a rank between 1 and 256")
+    if lora and config.model.trainable != "all":
+        fail(
+            "model.trainable",
+            "'all' when model.lora_rank > 0 (LoRA adapts every block; the backbone's own "
+            "weights stay frozen)",
+        )
+    if lora and recipe.name == "gradual":
+        fail("recipe.name", "'single' or 'two_phase' when model.lora_rank > 0")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -436,3 +527,57 @@ def to_toml(config: Config) -> str:
         lines.append(f"\n[{name}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
     return "\n".join(lines) + "\n"
+
+
+def update_config_file(path: str | Path, key: str, value: Any) -> Path:
+    """Set one `section.key` in a TOML file, keeping every other line (comments included).
+
+    The file is checked first (the result must load), a copy of the original is kept next to it
+    as `<name>.<timestamp>.bak` (never overwriting an earlier copy), and the new text replaces
+    the file atomically. Returns the backup's path.
+    """
+    import os
+    import time
+
+    path = Path(path)
+    section, name = key.split(".")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    new_line = f"{name} = {_toml_value(value)}\n"
+    header = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
+    assignment = re.compile(rf"^\s*{re.escape(name)}\s*=")
+    current, start, done = None, None, False
+    for i, line in enumerate(lines):
+        match = header.match(line)
+        if match:
+            if current == section and not done:
+                break
+            current = match[1].strip()
+            if current == section:
+                start = i
+            continue
+        if current == section and assignment.match(line):
+            lines[i] = new_line
+            done = True
+            break
+    if not done:
+        if start is None:
+            lines.append(f"\n[{section}]\n{new_line}")
+        else:
+            lines.insert(start + 1, new_line)
+    text = "".join(lines)
+    check = tomllib.loads(text)
+    if check.get(section, {}).get(name) != value:
+        raise ConfigError(f"Could not set `{key}` in {path}: edit it by hand to {value!r}.")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in [""] + [f"-{i}" for i in range(1, 100)]:
+        backup = path.with_name(f"{path.name}.{stamp}{suffix}.bak")
+        try:
+            with backup.open("xb") as f:
+                f.write(path.read_bytes())
+            break
+        except FileExistsError:
+            continue
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return backup

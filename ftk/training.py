@@ -24,25 +24,80 @@ from ftk.config import TrainConfig
 logger = logging.getLogger("ftk")
 
 
-def compile_classifier(model, train: TrainConfig) -> None:
-    """AdamW (no decay on biases and norms), sparse cross-entropy on logits, accuracy."""
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=train.learning_rate, weight_decay=train.weight_decay
-    )
+@keras.saving.register_keras_serializable(package="ftk")
+class SparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels and logits, with optional label smoothing.
+
+    Keras' `SparseCategoricalCrossentropy` has no `label_smoothing`; this one-hot encodes the
+    labels and uses Keras' `categorical_crossentropy`, which has.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name="sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def set_l2(model, l2: float) -> int:
+    """Put an L2 penalty (`l2 * sum(w**2)`) on every kernel and embedding matrix of `model`.
+
+    Keras adds the penalty of each *trainable* variable to the loss, so frozen weights cost
+    nothing. `l2=0` removes it. Returns the number of variables penalised.
+    """
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    count = 0
+    for variable in model.weights:
+        if len(variable.shape) >= 2 and variable.name.endswith(("kernel", "embeddings")):
+            variable.regularizer = regularizer
+            count += 1
+    return count
+
+
+def compile_classifier(
+    model, train: TrainConfig, learning_rate=None, multipliers: list | None = None
+) -> None:
+    """AdamW (no decay on biases and norms), cross-entropy on logits, accuracy.
+
+    `learning_rate` (a float or a Keras schedule) defaults to `train.learning_rate`;
+    `multipliers` (`[(variable, factor)]`, see `ftk.optimizers`) gives groups of variables
+    their own rate. `train.l2` and `train.label_smoothing` are applied here.
+    """
+    kwargs = {
+        "learning_rate": train.learning_rate if learning_rate is None else learning_rate,
+        "weight_decay": train.weight_decay,
+    }
+    if multipliers and any(factor != 1.0 for _, factor in multipliers):
+        from ftk.optimizers import DiscriminativeAdamW
+
+        optimizer = DiscriminativeAdamW(multipliers=multipliers, **kwargs)
+    else:
+        optimizer = keras.optimizers.AdamW(**kwargs)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    set_l2(model, train.l2)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=SparseCrossentropy(label_smoothing=train.label_smoothing),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
 
 
-def callbacks(run_dir: Path, train: TrainConfig, has_validation: bool) -> list:
-    """The standard callbacks for a run directory."""
+def callbacks(
+    run_dir: Path, train: TrainConfig, has_validation: bool, backup: str = "backup"
+) -> list:
+    """The standard callbacks for a run directory (`backup`: this phase's restore folder)."""
     monitor = "val_loss" if has_validation else "loss"
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     out = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.BackupAndRestore(str(run_dir / backup)),
         keras.callbacks.ModelCheckpoint(
             str(
                 run_dir
@@ -84,21 +139,50 @@ def best_checkpoint(run_dir: Path) -> Path | None:
     return min(scored)[2] if scored else None
 
 
-def fit(model, train_ds, validation_ds, run_dir: Path, train: TrainConfig, verbose="auto"):
-    """`model.fit` with the standard callbacks; ends with the best weights loaded."""
+def fit(
+    model,
+    train_ds,
+    validation_ds,
+    run_dir: Path,
+    train: TrainConfig,
+    verbose="auto",
+    *,
+    initial_epoch: int = 0,
+    epochs: int | None = None,
+    backup: str = "backup",
+    load_best: bool = True,
+):
+    """`model.fit` with the standard callbacks, from `initial_epoch` up to epoch `epochs`
+    (default `train.epochs`); ends with the best checkpoint of the run loaded (`load_best`)."""
     with warnings.catch_warnings():
         # keras-hub's Task.fit passes shuffle=True; the tf.data pipeline already shuffles.
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed")
         history = model.fit(
             train_ds,
             validation_data=validation_ds,
-            epochs=train.epochs,
+            initial_epoch=initial_epoch,
+            epochs=train.epochs if epochs is None else epochs,
             steps_per_epoch=train.steps_per_epoch or None,
-            callbacks=callbacks(run_dir, train, validation_ds is not None),
+            callbacks=callbacks(run_dir, train, validation_ds is not None, backup),
             verbose=verbose,
         )
+    if load_best:
+        load_best_checkpoint(model, run_dir)
+    return history
+
+
+def load_best_checkpoint(model, run_dir: Path) -> Path | None:
+    """Load the run's lowest-loss checkpoint into `model` (if there is one)."""
     best = best_checkpoint(run_dir)
     if best is not None:
-        model.load_weights(str(best))
+        load_weights(model, best)
         logger.info("Loaded the best weights: %s", best)
-    return history
+    return best
+
+
+def load_weights(model, path: Path) -> None:
+    """`model.load_weights`, quiet about optimizer state saved in another phase (a checkpoint
+    of the head phase holds the head's optimizer variables only; they are not needed)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(path))

@@ -111,7 +111,7 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
 
 def test_replace_validates():
     config = load_config()
-    assert replace(config, train={"epochs": 1}).train.epochs == 1
+    assert replace(config, train={"epochs": 2}).train.epochs == 2
     with pytest.raises(ConfigError):
         replace(config, train={"epochs": 0})
 

@@ -84,7 +84,10 @@ def apply_trainable_policy(model, policy: TrainablePolicy) -> dict[str, int]:
     """
     backbone = model.backbone
     model.trainable = True
-    # Set the backbone explicitly: a functional Task does not always cascade the flag into it.
+    # Set the backbone and its layers explicitly: a functional model does not cascade the flag
+    # into its layers, so an earlier policy's per-layer flags would otherwise stay.
+    for layer in backbone.layers:
+        layer.trainable = True
     backbone.trainable = policy.kind != "head"
     if policy.kind == "last_n":
         blocks = backbone_blocks(backbone)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftk.config import Config
+from ftk.config import Config, update_config_file
 from ftk.data.splits import Splits
 from ftk.errors import ConfigError, ExportError
 from ftk.runs import load_run_config, new_run_dir, read_json, save_run_config, write_json
@@ -29,6 +29,7 @@ LoadData = Callable[[Config], Splits]
 REFERENCE_FILE = "verify_reference.json"
 TEST_FILE = "test_split.json"
 WEIGHTS_FILE = "model.weights.h5"
+ADAPTER_FILE = "adapter.weights.h5"
 
 
 def predict_probabilities(model, dataset) -> np.ndarray:
@@ -87,10 +88,9 @@ def run(
     import keras
 
     from ftk.metrics import classification_report
-    from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
     from ftk.presets import check_online, resolve_preset
+    from ftk.recipes import train_phases
     from ftk.tasks import get_task
-    from ftk.training import compile_classifier, fit
 
     started = time.time()
     config = _start(config, resume)
@@ -119,27 +119,48 @@ def run(
     write_json(run_dir / "labels.json", labels)
     _log_data(splits)
 
+    cross_validation = None
+    if config.recipe.cv_folds:
+        from ftk.crossval import cross_validate
+
+        cross_validation = cross_validate(config, splits, task, info, run_dir, verbose)
+        keras.utils.set_random_seed(config.run.seed)
     model = task.build_model(info, config, len(labels))
-    counts = apply_trainable_policy(model, TrainablePolicy.parse(config.model.trainable))
-    compile_classifier(model, config.train)
+    if config.model.lora_rank:
+        from ftk.models.lora import enable_lora
+
+        enable_lora(model, config.model.lora_rank)
+    train_ds = task.dataset(splits.train, config, True)
+    val_ds = task.dataset(splits.validation, config, False) if len(splits.validation) else None
+    trained = train_phases(model, train_ds, val_ds, run_dir, config, len(splits.train), verbose)
+    counts = trained["parameters"]
     logger.info(
-        "Backbone %s: %s trainable of %s parameters (policy %s)",
+        "Backbone %s: %s trainable of %s parameters at the end (recipe %s)",
         info.source,
         f"{counts['trainable']:,}",
         f"{counts['total']:,}",
-        config.model.trainable,
+        config.recipe.name,
     )
-
-    train_ds = task.dataset(splits.train, config, True)
-    val_ds = task.dataset(splits.validation, config, False) if len(splits.validation) else None
-    history = fit(model, train_ds, val_ds, run_dir, config.train, verbose=verbose)
+    interpolation = None
+    if config.recipe.interpolate:
+        interpolation = interpolate_run(model, val_ds, run_dir, config)
+    reference_model = model
+    if config.model.lora_rank:
+        model = merged_model(model, task, info, config, len(labels), run_dir)
     model.save_weights(str(run_dir / WEIGHTS_FILE))
 
     logger.info("Evaluating on %d test examples", len(splits.test))
-    probabilities = predict_probabilities(model, task.dataset(splits.test, config, False))
+    # The reference is the model as trained (LoRA layers unmerged): the exports are checked
+    # against it, so a merged export that drifts fails verification.
+    probabilities = predict_probabilities(reference_model, task.dataset(splits.test, config, False))
     metrics = classification_report(splits.test.labels, probabilities.argmax(-1), labels)
     metrics["parameters"] = counts
-    metrics["epochs_trained"] = len(history.history.get("loss", []))
+    metrics["epochs_trained"] = trained["epochs_trained"]
+    metrics["phases"] = trained["phases"]
+    if interpolation is not None:
+        metrics["interpolation"] = interpolation
+    if cross_validation is not None:
+        metrics["cross_validation"] = cross_validation
     write_json(run_dir / "metrics.json", metrics)
     write_json(
         run_dir / TEST_FILE,
@@ -171,6 +192,135 @@ def run(
     }
     write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def find_learning_rate(
+    config: Config,
+    load_data: LoadData | None = None,
+    phase: str = "finetune",
+    steps: int = 100,
+    config_path: Path | None = None,
+    verbose: str | int = "auto",
+) -> dict:
+    """`--lr-find`: sweep the learning rate of one phase of the recipe on the training split,
+    write `lr_find.png` and `lr_find.json` into a new run directory, and suggest a value.
+
+    `phase="finetune"` sweeps with the recipe's last phase's trainable weights (the value is
+    `train.learning_rate`); `"head"` with only the head training (`recipe.head_learning_rate`).
+    The model is built for the sweep and thrown away: no checkpoint, weights file or export is
+    written. With `config_path`, the suggestion is written into that file (a backup is kept).
+    """
+    import keras
+
+    from ftk.lr_find import lr_find, plot_lr_find
+    from ftk.models.trainable import backbone_blocks
+    from ftk.presets import check_online, resolve_preset
+    from ftk.recipes import Phase, compile_phase, plan_phases
+    from ftk.tasks import get_task
+
+    if phase not in ("finetune", "head"):
+        raise ConfigError(f"--lr-find takes 'finetune' or 'head'. Received: {phase!r}")
+    task = get_task(config.run.task)
+    keras.utils.set_random_seed(config.run.seed)
+    splits = (load_data or task.load_data)(config)
+    info = resolve_preset(config.model.preset, config.base_dir)
+    check_online(info)
+    model = task.build_model(info, config, len(splits.label_names))
+    if config.model.lora_rank:
+        from ftk.models.lora import enable_lora
+
+        enable_lora(model, config.model.lora_rank)
+    last = plan_phases(config, len(backbone_blocks(model.backbone)))[-1]
+    trainable = "head" if phase == "head" else last.trainable
+
+    def compile_fn(m, learning_rate):  # the recipe's optimizer, with the sweep's rates
+        compile_phase(m, config, Phase(f"lr_find_{phase}", trainable, 1, 1.0), steps, learning_rate)
+
+    run_dir = new_run_dir(config)
+    save_run_config(run_dir, config, {"task": task.name, "kind": "lr_find", "phase": phase})
+    logger.info("LR finder (%s phase, %s weights): up to %d steps", phase, trainable, steps)
+    result = lr_find(
+        model, task.dataset(splits.train, config, True), compile_fn, steps=steps, verbose=verbose
+    )
+    key = "train.learning_rate" if phase == "finetune" else "recipe.head_learning_rate"
+    suggestion = float(f"{result.suggestion:.2g}")
+    summary = {
+        **result.to_json(),
+        "run_dir": str(run_dir),
+        "key": key,
+        "suggestion": suggestion,  # rounded to 2 significant digits
+        "plot": str(run_dir / "lr_find.png"),
+    }
+    plot_lr_find(result, run_dir / "lr_find.png")
+    if config_path is not None:
+        summary["backup"] = str(update_config_file(config_path, key, suggestion))
+        summary["config"] = str(config_path)
+    write_json(run_dir / "lr_find.json", summary)
+    return summary
+
+
+def interpolate_run(model, val_ds, run_dir: Path, config: Config) -> dict:
+    """WiSE-FT: validation metrics of θ_pre + α(θ_ft − θ_pre) over a grid of α, written to
+    `interpolation.json` and `interpolation.png`; with `recipe.keep_best_alpha` the model keeps
+    the best α's weights, otherwise the fine-tuned ones (α = 1)."""
+    from ftk.interpolate import alpha_grid, best_alpha, plot_curve, snapshot, wise_ft_curve
+    from ftk.recipes import PRETRAINED_FILE
+
+    if val_ds is None:
+        raise ConfigError(
+            "`recipe.interpolate` picks α on the validation split, and this run has none. "
+            "Set data.validation_split > 0 or data.validation_path."
+        )
+    start = run_dir / PRETRAINED_FILE
+    if not start.exists():
+        raise ConfigError(
+            "`recipe.interpolate` needs a phase that trains the backbone; model.trainable='head' "
+            "has none."
+        )
+    fine_tuned = snapshot(model)
+    model.load_weights(str(start))
+    pretrained = snapshot(model)
+    model.set_weights(fine_tuned)
+
+    def evaluate(m):
+        values = m.evaluate(val_ds, verbose=0, return_dict=True)
+        return {"accuracy": float(values["accuracy"]), "loss": float(values["loss"])}
+
+    alphas = alpha_grid(config.recipe.interpolation_points)
+    logger.info("WiSE-FT: validation metrics at %d values of alpha", len(alphas))
+    curve = wise_ft_curve(model, pretrained, fine_tuned, evaluate, alphas)
+    best = best_alpha(curve)
+    kept = best if config.recipe.keep_best_alpha else 1.0
+    if kept != 1.0:
+        from ftk.interpolate import interpolate
+
+        model.set_weights(interpolate(pretrained, fine_tuned, kept))
+    result = {"curve": curve, "best_alpha": best, "kept_alpha": kept}
+    write_json(run_dir / "interpolation.json", result)
+    plot_curve(curve, run_dir / "interpolation.png")
+    by_alpha = {point["alpha"]: point for point in curve}
+    logger.info(
+        "WiSE-FT: best alpha %.2f (validation accuracy %.4f; alpha=1: %.4f); kept alpha %.2f. "
+        "Curve: %s",
+        best,
+        by_alpha[best]["accuracy"],
+        by_alpha[1.0]["accuracy"],
+        kept,
+        run_dir / "interpolation.png",
+    )
+    return result
+
+
+def merged_model(lora_model, task, info, config: Config, num_classes: int, run_dir: Path):
+    """Save the LoRA adapter and head (`adapter.weights.h5`), and return a plain model (no LoRA
+    layers) with the adapters merged into its kernels: what is exported."""
+    from ftk.models.lora import merge_lora, save_adapter
+
+    save_adapter(lora_model, run_dir / ADAPTER_FILE)
+    plain = task.build_model(info, config, num_classes)
+    merged = merge_lora(lora_model, plain)
+    logger.info("LoRA: adapter saved to %s; %d layers merged for export", ADAPTER_FILE, merged)
+    return plain
 
 
 def export(run_dir: Path, model=None) -> dict:

