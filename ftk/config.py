@@ -65,6 +65,7 @@ class ModelConfig:
     trainable: str = "all"
     dropout: float = 0.1
     lora_rank: int = 0
+    freeze_batchnorm: bool = True
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ TASK_ONLY_KEYS: dict[str, tuple[str, ...]] = {
     "text_classification": ("model.sequence_length", "data.text_column", "data.decode_errors"),
     "image_classification": (
         "model.image_size",
+        "model.freeze_batchnorm",
         "data.image_column",
         "data.on_bad_images",
         "augment.flip",

@@ -161,10 +161,11 @@ def plot_curve(
     best_row = next(row for row in rows if row["alpha"] == best)
     handles.append(ax.axvline(best, color="tab:green", linestyle=":", label=f"best α = {best:g}"))
     ax.plot([best], [best_row[metric]], "*", color="tab:green", markersize=14)
-    ax.legend(handles=handles, loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     ax.set_title(f"WiSE-FT: {metric} = {float(best_row[metric]):.4g} at α = {best:g}")
-    fig.tight_layout()
+    # Below the axes, where it cannot hide a curve.
+    fig.legend(handles=handles, loc="lower center", ncols=3, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

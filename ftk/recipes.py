@@ -121,7 +121,7 @@ def phase_schedule(config: Config, phase: Phase, steps: int):
     )
 
 
-def set_trainable(model, trainable: str) -> dict[str, int]:
+def set_trainable(model, trainable: str, config: Config) -> dict[str, int]:
     """Apply a phase's `trainable` (a policy, or `"lora"`); returns parameter counts."""
     from ftk.models.trainable import TrainablePolicy, apply_trainable_policy, count_parameters
 
@@ -130,7 +130,8 @@ def set_trainable(model, trainable: str) -> dict[str, int]:
 
         lora_trainable(model)
         return count_parameters(model)
-    return apply_trainable_policy(model, TrainablePolicy.parse(trainable))
+    freeze_batchnorm = config.run.task == "image_classification" and config.model.freeze_batchnorm
+    return apply_trainable_policy(model, TrainablePolicy.parse(trainable), freeze_batchnorm)
 
 
 def compile_phase(
@@ -143,7 +144,7 @@ def compile_phase(
     from ftk.optimizers import discriminative_multipliers
     from ftk.training import compile_classifier
 
-    counts = set_trainable(model, phase.trainable)
+    counts = set_trainable(model, phase.trainable, config)
     recipe = config.recipe
     rates = {g: getattr(recipe, f"lr_{g}") for g in ("embeddings", "lower", "upper", "head")}
     multipliers = (
@@ -230,6 +231,6 @@ def train_phases(
         )
         done_epochs = end
     if not counts:  # every phase was finished already (resumed after the last one)
-        counts = set_trainable(model, phases[-1].trainable)
+        counts = set_trainable(model, phases[-1].trainable, config)
     load_best_checkpoint(model, run_dir)
     return {"phases": report, "parameters": counts, "epochs_trained": trained}

@@ -181,6 +181,27 @@ def test_merged_plain_model_matches_and_has_no_lora(trained, tiny_preset):
         merge_lora(model, model)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+def test_keras_weights_file_of_a_lora_model_holds_merged_kernels(trained, tiny_preset, tmp_path):
+    """What a run's `model.weights.h5` holds: keras saves `layer.kernel` (merged) and no LoRA
+    factors, so the export's plain rebuild + `load_weights` works. Loading it back into a LoRA
+    model zeroes both factors (A = B = 0 gets no gradient: adapters stop learning)."""
+    model, _ = trained
+    texts = examples(4, seed=9).texts
+    model.save_weights(str(tmp_path / "model.weights.h5"))
+    with h5py.File(tmp_path / "model.weights.h5", "r") as f:
+        names = []
+        f.visit(names.append)
+    assert names and not any("lora" in name for name in names)
+    plain = build(tiny_preset, dropout=0.0)
+    plain.load_weights(str(tmp_path / "model.weights.h5"))
+    np.testing.assert_allclose(outputs(plain, texts), outputs(model, texts), atol=1e-6)
+    again = lora_model(tiny_preset)
+    again.load_weights(str(tmp_path / "model.weights.h5"))
+    for layer in lora_layers(again):
+        assert not layer.lora_kernel_a.numpy().any() and not layer.lora_kernel_b.numpy().any()
+
+
 def test_a_backbone_without_attention_is_refused():
     import keras_hub
 

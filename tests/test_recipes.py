@@ -39,9 +39,11 @@ def phase_weights(path: Path) -> dict[str, np.ndarray]:
     out = {}
     with h5py.File(path, "r") as f:
         f.visititems(
-            lambda name, obj: out.__setitem__(name, obj[()])
-            if isinstance(obj, h5py.Dataset) and "optimizer" not in name
-            else None
+            lambda name, obj: (
+                out.__setitem__(name, obj[()])
+                if isinstance(obj, h5py.Dataset) and "optimizer" not in name
+                else None
+            )
         )
     return out
 
@@ -96,7 +98,9 @@ def test_recipe_config_errors(tmp_path, tiny_preset, tiny_csv, overrides, messag
 def test_two_phase_freezes_then_unfreezes(tmp_path, tiny_preset, tiny_csv):
     """After the head phase every backbone weight is bit-identical to the pretrained one and the
     head moved; after the fine-tuning phase the backbone moved too."""
-    config = config_for(tmp_path, tiny_preset, tiny_csv, "train.epochs=2", "recipe.interpolate=true")
+    config = config_for(
+        tmp_path, tiny_preset, tiny_csv, "train.epochs=2", "recipe.interpolate=true"
+    )
     model = build_text_classifier(resolve_preset(str(tiny_preset)), config.model, 3)
     data = examples()
     run_dir = tmp_path / "run"
@@ -125,9 +129,7 @@ def test_two_phase_freezes_then_unfreezes(tmp_path, tiny_preset, tiny_csv):
 
 
 def test_gradual_unfreezing_follows_the_schedule(tmp_path, tiny_preset, tiny_csv):
-    config = config_for(
-        tmp_path, tiny_preset, tiny_csv, "train.epochs=4", "recipe.name=gradual"
-    )
+    config = config_for(tmp_path, tiny_preset, tiny_csv, "train.epochs=4", "recipe.name=gradual")
     model = build_text_classifier(resolve_preset(str(tiny_preset)), config.model, 3)
     data = examples(10)
     run_dir = tmp_path / "run"
@@ -253,7 +255,10 @@ def test_lr_find_command_plots_suggests_and_writes_only_when_asked(
     assert path.read_text() == original  # no --apply: the config is untouched
     (run_dir,) = (tmp_path / "runs").iterdir()
     result = json.loads((run_dir / "lr_find.json").read_text())
-    assert result["key"] == "train.learning_rate" and result["rule"] in ("steepest", "minimum_tenth")
+    assert result["key"] == "train.learning_rate" and result["rule"] in (
+        "steepest",
+        "minimum_tenth",
+    )
     assert 1e-7 <= result["suggestion"] <= 1.0
     assert Image.open(run_dir / "lr_find.png").size == (800, 500)
     # Nothing trained or saved: no checkpoints, weights or exports.
@@ -280,3 +285,60 @@ def test_lr_find_command_errors(tmp_path, tiny_preset, tiny_csv, capsys):
     assert ftk_main(["lr-find", "--config", str(path), "--lr-find-steps", "3"]) == 2
     assert "--lr-find-steps must be >= 10. Received: 3" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_lora_run_keeps_the_adapter_and_exports_merged_weights(tmp_path, tiny_preset, tiny_csv):
+    """A LoRA run: fewer trainable parameters, adapter + head saved together, and an export
+    without LoRA layers that verification checked against the unmerged model."""
+    import tensorflow as tf
+
+    from ftk.tasks import runner
+
+    _, config = run_config(tmp_path, tiny_preset, tiny_csv, "model.lora_rank=2", "train.epochs=2")
+    summary = runner.run(config, verbose=0)
+    run_dir = Path(summary["run_dir"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    lora_phase = metrics["phases"][-1]
+    assert lora_phase["trainable"] == "lora"
+    # 2 layers x (query, value) x (adapters 16 x 2 + 2 x (2 x 8), and the (2 x 8) bias, which
+    # keras-hub's enable_lora leaves trainable) + the head (16 x 3 + 3).
+    adapters = 2 * 2 * (16 * 2 + 2 * 16 + 16)
+    assert lora_phase["trainable_parameters"] == adapters + 16 * 3 + 3
+    assert (run_dir / "adapter.weights.h5").is_file()
+    assert (run_dir / "adapter.weights.h5").stat().st_size < (
+        run_dir / "model.weights.h5"
+    ).stat().st_size
+    with h5py.File(run_dir / "model.weights.h5") as f:
+        names = []
+        f.visit(names.append)
+    assert not [n for n in names if "lora" in n]  # the exported weights are merged
+    export = summary["export"]
+    assert export["savedmodel_max_abs_diff"] <= 1e-4 and export["onnx_max_abs_diff"] <= 1e-4
+    loaded = tf.saved_model.load(export["version_dir"])
+    assert not [v.name for v in loaded.variables if "lora" in v.name]
+
+
+def test_wise_ft_curve_in_a_run(tmp_path, tiny_preset, tiny_csv):
+    from PIL import Image
+
+    from ftk.tasks import runner
+
+    _, config = run_config(
+        tmp_path,
+        tiny_preset,
+        tiny_csv,
+        'export.export_dir=""',
+        "train.epochs=2",
+        "recipe.interpolate=true",
+        "recipe.interpolation_points=3",
+        "recipe.keep_best_alpha=true",
+    )
+    summary = runner.run(config, verbose=0)
+    run_dir = Path(summary["run_dir"])
+    result = json.loads((run_dir / "interpolation.json").read_text())
+    assert [p["alpha"] for p in result["curve"]] == [0.0, 0.5, 1.0]
+    assert result["kept_alpha"] == result["best_alpha"]
+    best = max(p["accuracy"] for p in result["curve"])
+    assert [p for p in result["curve"] if p["alpha"] == result["best_alpha"]][0]["accuracy"] == best
+    assert Image.open(run_dir / "interpolation.png").format == "PNG"
+    assert json.loads((run_dir / "metrics.json").read_text())["interpolation"] == result

@@ -73,8 +73,15 @@ def backbone_blocks(backbone) -> list[list]:
     return list(groups.values())
 
 
-def apply_trainable_policy(model, policy: TrainablePolicy) -> dict[str, int]:
+def apply_trainable_policy(
+    model, policy: TrainablePolicy, freeze_batchnorm: bool = False
+) -> dict[str, int]:
     """Set `trainable` flags on `model.backbone` per `policy`; return parameter counts.
+
+    With `freeze_batchnorm`, every BatchNormalization layer stays in inference mode (moving
+    statistics kept, scale and offset frozen) under `"all"` too, as Keras' transfer-learning
+    guide advises once a head has been trained on the pretrained features. Under `last_n` they
+    always do.
 
     Example:
 
@@ -109,6 +116,7 @@ def apply_trainable_policy(model, policy: TrainablePolicy) -> dict[str, int]:
             layer.trainable = True
         # A partly frozen backbone keeps every BatchNorm in inference mode (Keras 3 runs a
         # non-trainable BatchNormalization layer with its moving statistics).
+    if policy.kind == "last_n" or (policy.kind == "all" and freeze_batchnorm):
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False

@@ -277,8 +277,10 @@ def interpolate_run(model, val_ds, run_dir: Path, config: Config) -> dict:
             "`recipe.interpolate` needs a phase that trains the backbone; model.trainable='head' "
             "has none."
         )
+    from ftk.training import load_weights
+
     fine_tuned = snapshot(model)
-    model.load_weights(str(start))
+    load_weights(model, start)
     pretrained = snapshot(model)
     model.set_weights(fine_tuned)
 
