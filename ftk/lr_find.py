@@ -40,7 +40,8 @@ EARLY_FRACTION = 0.1
 @dataclasses.dataclass
 class LrFindResult:
     """One sweep. `learning_rates[i]` is the rate of the step whose training loss (before that
-    step's update) is `losses[i]`; `smoothed` is their bias-corrected moving average.
+    step's update) is `losses[i]`; `smoothed` is their centered moving average
+    (`centered_average`), `running` the bias-corrected running average that stops the sweep.
 
     `suggestion` is `steepest` (where the smoothed loss falls fastest against log10 of the rate,
     between the first 10% of the points and the minimum, as fastai does) unless there is no such
@@ -56,6 +57,7 @@ class LrFindResult:
     steepest: float
     minimum_tenth: float
     stopped_early: bool
+    running: list[float] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict:
         """A JSON-ready dict of every field; NaN and infinities become `None` (JSON has none)."""
@@ -63,6 +65,7 @@ class LrFindResult:
             "learning_rates": [_json_float(v) for v in self.learning_rates],
             "losses": [_json_float(v) for v in self.losses],
             "smoothed": [_json_float(v) for v in self.smoothed],
+            "running": [_json_float(v) for v in self.running],
             "suggestion": _json_float(self.suggestion),
             "rule": self.rule,
             "steepest": _json_float(self.steepest),
@@ -132,6 +135,24 @@ def smooth(losses: Sequence[float], beta: float) -> list[float]:
     for i, loss in enumerate(losses):
         avg = beta * avg + (1.0 - beta) * float(loss)
         out.append(avg / (1.0 - beta ** (i + 1)))
+    return out
+
+
+def centered_average(losses: Sequence[float], half_width: int | None = None) -> list[float]:
+    """A centered moving average of the per-batch losses (`2 * half_width + 1` points, fewer at
+    the ends; `half_width` defaults to 5% of the points, at least 2).
+
+    The suggestion reads this curve, not the running average that stops the sweep: a running
+    average lags behind the rising rate (with beta 0.98 by about 50 steps), which moves its
+    steepest point towards the rates where the loss already blows up.
+    """
+    values = np.asarray(losses, dtype=np.float64)
+    k = half_width if half_width is not None else max(2, len(values) // 20)
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - k) : i + k + 1]
+        window = window[np.isfinite(window)]
+        out.append(float(window.mean()) if len(window) else math.nan)
     return out
 
 
@@ -338,11 +359,13 @@ def lr_find(
             f"(learning rate {sweep.learning_rates[0]:.2e}), before any learning: check the "
             "labels (in range for the model's classes?) and the inputs."
         )
-    suggestion, rule, steepest, minimum_tenth = suggest(sweep.learning_rates, sweep.smoothed)
+    smoothed = centered_average(sweep.losses)
+    suggestion, rule, steepest, minimum_tenth = suggest(sweep.learning_rates, smoothed)
     return LrFindResult(
         learning_rates=sweep.learning_rates,
         losses=sweep.losses,
-        smoothed=sweep.smoothed,
+        smoothed=smoothed,
+        running=sweep.smoothed,
         suggestion=suggestion,
         rule=rule,
         steepest=steepest,
@@ -375,7 +398,7 @@ def plot_lr_find(result: LrFindResult, path, size=(8.0, 5.0), dpi: int = 100) ->
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.plot(lrs, raw, color="tab:blue", alpha=0.3, linewidth=1, label="loss (per batch)")
-    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2.5, label="loss (smoothed)")
+    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2.5, label="loss (centered average)")
     ax.set_xscale("log")
     if finite.any():
         y = float(np.interp(np.log10(result.suggestion), np.log10(lrs[finite]), smoothed[finite]))

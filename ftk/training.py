@@ -97,7 +97,7 @@ def callbacks(
     monitor = "val_loss" if has_validation else "loss"
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     out = [
-        keras.callbacks.BackupAndRestore(str(run_dir / backup)),
+        BackupAndRestore(str(run_dir / backup)),
         keras.callbacks.ModelCheckpoint(
             str(
                 run_dir
@@ -180,9 +180,42 @@ def load_best_checkpoint(model, run_dir: Path) -> Path | None:
     return best
 
 
-def load_weights(model, path: Path) -> None:
-    """`model.load_weights`, quiet about optimizer state saved in another phase (a checkpoint
-    of the head phase holds the head's optimizer variables only; they are not needed)."""
+def _load(model, path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(str(path))
+
+
+def load_weights(model, path: Path) -> None:
+    """`model.load_weights`, quiet about optimizer state saved in another phase (a checkpoint
+    of the head phase holds the head's optimizer variables only; they are not needed).
+
+    A model with LoRA layers is loaded with `ftk.models.lora.load_weights_keeping_lora`: Keras
+    saves LoRA layers' merged kernels and zeroes the adapters on load, which would stop them
+    learning and leave nothing to save in the adapter file.
+    """
+    from ftk.models.lora import load_weights_keeping_lora, lora_layers
+
+    if hasattr(model, "backbone") and lora_layers(model):
+        load_weights_keeping_lora(model, path, load=_load)
+    else:
+        _load(model, path)
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore`, restoring the weights through `load_weights` (LoRA-aware).
+
+    `_load_model` is Keras 3.15's own, with that one call changed (pinned Keras version)."""
+
+    def _load_model(self):
+        import json
+
+        from keras.src.utils import file_utils
+
+        if file_utils.exists(self._weights_path):
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            load_weights(self.model, self._weights_path)
+        if file_utils.exists(self._training_metadata_path):
+            with file_utils.File(self._training_metadata_path, "r") as f:
+                self.model._initial_epoch = json.loads(f.read())["epoch"]

@@ -54,6 +54,13 @@ def test_policies_and_batchnorm_inference_mode(lite0):
     assert not model.backbone.get_layer("block5a_project").trainable
     with pytest.raises(ConfigError, match="has 16"):
         apply_trainable_policy(model, TrainablePolicy.parse("last_n:17"))
+    # "all" after "last_n": every layer trains again, BatchNorm too unless it is kept frozen.
+    assert apply_trainable_policy(model, TrainablePolicy.parse("all")) == everything
+    assert all(bn.trainable for bn in bns)
+    frozen_bn = apply_trainable_policy(model, TrainablePolicy.parse("all"), freeze_batchnorm=True)
+    assert not any(bn.trainable for bn in bns) and model.backbone.get_layer("stem_conv").trainable
+    bn_params = sum(int(np.prod(w.shape)) for bn in bns for w in bn.trainable_weights)
+    assert bn_params == 0 and frozen_bn["trainable"] < everything["trainable"]
 
     # One training step: trainable conv weights move, BatchNorm statistics do not.
     apply_trainable_policy(model, TrainablePolicy.parse("last_n:2"))

@@ -21,6 +21,7 @@ from ftk.errors import ConfigError, ExportError
 from ftk.models.lora import (
     enable_lora,
     load_adapter,
+    load_weights_keeping_lora,
     lora_layers,
     lora_trainable,
     merge_lora,
@@ -200,6 +201,20 @@ def test_keras_weights_file_of_a_lora_model_holds_merged_kernels(trained, tiny_p
     again.load_weights(str(tmp_path / "model.weights.h5"))
     for layer in lora_layers(again):
         assert not layer.lora_kernel_a.numpy().any() and not layer.lora_kernel_b.numpy().any()
+
+    # load_weights_keeping_lora: the frozen kernel stays, the delta goes back into A and B.
+    kept = lora_model(tiny_preset)
+    frozen = [layer._kernel.numpy().copy() for layer in lora_layers(kept)]
+    assert load_weights_keeping_lora(kept, tmp_path / "model.weights.h5") < 1e-5
+    for layer, kernel, trained_layer in zip(
+        lora_layers(kept), frozen, lora_layers(model), strict=True
+    ):
+        np.testing.assert_array_equal(layer._kernel.numpy(), kernel)
+        np.testing.assert_allclose(layer.kernel.numpy(), trained_layer.kernel.numpy(), atol=1e-6)
+        assert np.abs(layer.lora_kernel_b.numpy()).max() > 0
+    np.testing.assert_allclose(outputs(kept, texts), outputs(model, texts), atol=1e-5)
+    with pytest.raises(ConfigError, match="not this model's frozen kernel"):
+        load_weights_keeping_lora(lora_model(tiny_preset, rank=1), tmp_path / "model.weights.h5")
 
 
 def test_a_backbone_without_attention_is_refused():

@@ -17,6 +17,7 @@ from ftk.lr_find import (
     ExponentialSweep,
     LrFindResult,
     batch_losses,
+    centered_average,
     default_compile_fn,
     lr_find,
     plot_lr_find,
@@ -133,7 +134,7 @@ def test_stops_early_once_the_loss_diverges():
     result = lr_find(model, dataset(x, y, 64), sgd, start_lr=1e-3, end_lr=1e4, steps=100)
     assert result.stopped_early
     assert len(result.losses) < 100
-    smoothed = result.smoothed
+    smoothed = result.running  # the running average is what stops the sweep
     last = smoothed[-1]
     assert not math.isfinite(last) or last > 4.0 * min(smoothed[:-1])
     # It stopped at the first point past the threshold, not later.
@@ -224,6 +225,15 @@ def test_batch_losses_from_running_means():
     assert batch_losses([means[1], means[3]], [2, 4]) == pytest.approx([1.5, 1.75])
     with pytest.raises(ValueError, match="increase"):
         batch_losses([1.0, 1.0], [2, 2])
+
+
+def test_centered_average_does_not_lag():
+    losses = [5.0, 4.0, 3.0, 2.0, 1.0, 2.0, 3.0]
+    centered = centered_average(losses, half_width=1)
+    assert centered == pytest.approx([4.5, 4.0, 3.0, 2.0, 5 / 3, 2.0, 2.5])
+    assert int(np.argmin(centered)) == 4  # the minimum stays where it is
+    assert int(np.argmin(smooth(losses, 0.9))) > 4  # a running average's minimum comes later
+    assert centered_average([1.0, float("nan"), 3.0], half_width=1) == pytest.approx([1, 2, 3])
 
 
 def test_smoothing_is_the_bias_corrected_moving_average():

@@ -290,13 +290,36 @@ def test_lr_find_command_errors(tmp_path, tiny_preset, tiny_csv, capsys):
 def test_lora_run_keeps_the_adapter_and_exports_merged_weights(tmp_path, tiny_preset, tiny_csv):
     """A LoRA run: fewer trainable parameters, adapter + head saved together, and an export
     without LoRA layers that verification checked against the unmerged model."""
+    import keras
     import tensorflow as tf
 
+    from ftk import training
     from ftk.tasks import runner
 
-    _, config = run_config(tmp_path, tiny_preset, tiny_csv, "model.lora_rank=2", "train.epochs=2")
-    summary = runner.run(config, verbose=0)
-    run_dir = Path(summary["run_dir"])
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("power cut")
+
+    standard = training.callbacks
+    _, config = run_config(
+        tmp_path, tiny_preset, tiny_csv, "model.lora_rank=2", "train.epochs=3", "recipe.name=single"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "callbacks", lambda *a: [*standard(*a), Crash()])
+        with pytest.raises(RuntimeError, match="power cut"):
+            runner.run(config, verbose=0)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    # Resumed from the LoRA phase's backup: Keras' weights file holds merged kernels only, and
+    # the adapters must come back as real factors (not zeros, which could not learn or be saved).
+    summary = runner.run(config, resume=run_dir, verbose=0)
+    with h5py.File(run_dir / "adapter.weights.h5") as f:
+        factors = {}
+        f.visititems(
+            lambda n, o: factors.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None
+        )
+    b = [v for n, v in factors.items() if "lora_kernel_b" in n]
+    assert len(b) == 4 and all(np.abs(v).max() > 0 for v in b)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     lora_phase = metrics["phases"][-1]
     assert lora_phase["trainable"] == "lora"

@@ -11,6 +11,8 @@ ftk trains those factors and the classification head, nothing else:
 - `save_adapter` / `load_adapter`: one small HDF5 file with the adapters and the head.
 - `merge_lora(lora_model, plain_model)`: fold the adapters into a model built without LoRA, for
   export (same outputs, no LoRA variables).
+- `load_weights_keeping_lora(model, path)`: `model.load_weights` for a checkpoint of a LoRA model
+  (Keras saves merged kernels and, on loading, zeroes the factors).
 
 keras-hub's `enable_lora` leaves the `query`/`value` biases trainable, and a later
 `backbone.trainable = True` can unfreeze every kernel again; `lora_trainable` fixes both.
@@ -280,6 +282,47 @@ def load_adapter(model, path) -> None:
         values = {key: group[key][()] for key in entries}
     for key, v in entries.items():
         v.assign(_copy(values[key], v.dtype))
+
+
+def load_weights_keeping_lora(model, path, load=None) -> float:
+    """`model.load_weights(path)` for a LoRA model, without losing the adapters.
+
+    Keras writes a LoRA layer's merged kernel `W + (alpha / rank) * A @ B` and no factors, and
+    loading zeroes both factors: the outputs are right but `A = B = 0` gets no gradient (LoRA
+    stops learning) and `save_adapter` would save zeros. Here the frozen kernel `W` (which
+    training never changes) is kept, the file's delta is factorised back into rank-`rank`
+    factors (SVD, exact up to float rounding), and `W` is restored. `load(model, path)`
+    replaces `model.load_weights` (e.g. a wrapper that silences optimizer warnings). Returns
+    the largest relative error of the refactorised deltas; raises `ConfigError` if the file's
+    kernels are not `W` plus a rank-`rank` update (a file from another model or preset).
+    """
+    layers = _lora_layers_or_raise(model)
+    frozen = [np.array(keras.ops.convert_to_numpy(layer._kernel), copy=True) for layer in layers]
+    (load or (lambda m, p: m.load_weights(str(p))))(model, path)
+    worst = 0.0
+    for layer, kernel in zip(layers, frozen, strict=True):
+        merged = keras.ops.convert_to_numpy(layer._kernel).astype(np.float64)
+        scale = layer.lora_alpha / layer.lora_rank
+        delta = (merged - kernel.astype(np.float64)) / scale
+        matrix = delta.reshape(-1, delta.shape[-1])
+        u, singular, vt = np.linalg.svd(matrix, full_matrices=False)
+        root = np.sqrt(singular[: layer.lora_rank])
+        a = u[:, : layer.lora_rank] * root
+        b = root[:, None] * vt[: layer.lora_rank]
+        norm = np.linalg.norm(matrix)
+        error = float(np.linalg.norm(a @ b - matrix) / norm) if norm else 0.0
+        if error > 1e-3:
+            layer._kernel.assign(kernel)  # keep the model usable; the file does not fit it
+            raise ConfigError(
+                f"{path}: the kernel of LoRA layer {layer.name!r} is not this model's frozen "
+                f"kernel plus a rank-{layer.lora_rank} update (relative error {error:.2g}); "
+                "was it saved from another model?"
+            )
+        worst = max(worst, error)
+        layer._kernel.assign(kernel)
+        layer.lora_kernel_a.assign(a.reshape(delta.shape[:-1] + (layer.lora_rank,)))
+        layer.lora_kernel_b.assign(b)
+    return worst
 
 
 def merge_lora(lora_model, plain_model) -> int:

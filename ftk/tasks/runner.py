@@ -141,12 +141,15 @@ def run(
         f"{counts['total']:,}",
         config.recipe.name,
     )
-    interpolation = None
-    if config.recipe.interpolate:
-        interpolation = interpolate_run(model, val_ds, run_dir, config)
     reference_model = model
     if config.model.lora_rank:
         model = merged_model(model, task, info, config, len(labels), run_dir)
+    interpolation = None
+    if config.recipe.interpolate:
+        # On the merged model for LoRA: interpolating the adapter factors would not be linear.
+        interpolation = interpolate_run(model, val_ds, run_dir, config)
+        if interpolation["kept_alpha"] != 1.0:
+            reference_model = model
     model.save_weights(str(run_dir / WEIGHTS_FILE))
 
     logger.info("Evaluating on %d test examples", len(splits.test))
@@ -318,7 +321,8 @@ def merged_model(lora_model, task, info, config: Config, num_classes: int, run_d
     layers) with the adapters merged into its kernels: what is exported."""
     from ftk.models.lora import merge_lora, save_adapter
 
-    save_adapter(lora_model, run_dir / ADAPTER_FILE)
+    if not (run_dir / ADAPTER_FILE).exists():  # else: written before a crash, from these weights
+        save_adapter(lora_model, run_dir / ADAPTER_FILE)
     plain = task.build_model(info, config, num_classes)
     merged = merge_lora(lora_model, plain)
     logger.info("LoRA: adapter saved to %s; %d layers merged for export", ADAPTER_FILE, merged)
