@@ -35,7 +35,7 @@ demo: install
 		templates/text-classification project_name="BBC News"
 	cd $(DEMO_PROJECT) && $(PY) train.py \
 		--set export.export_dir=$(CURDIR)/saved_models \
-		--set data.max_train_examples=480 --set train.epochs=2 \
+		--set data.max_train_examples=480 \
 		--set export.verify_examples=1000
 
 demo-image: install
