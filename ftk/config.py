@@ -196,7 +196,7 @@ TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "image_classification": {
         "model": {"preset": "efficientnet_lite0", "dropout": 0.2},
         "data": {"path": ""},
-        "train": {"batch_size": 32, "learning_rate": 1e-3},
+        "train": {"batch_size": 32, "learning_rate": 3e-4, "schedule": "one_cycle"},
         "recipe": {"head_learning_rate": 1e-2},
         "export": {"model_name": "image_classifier"},
     },
