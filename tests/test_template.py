@@ -92,6 +92,7 @@ def test_non_default_bake(tmp_path):
         labels="billing, bug ,feature",
         sequence_length="256",
         trainable="last_n:2",
+        recipe="gradual",
         backend="jax",
     )
     assert project.name == "support_tickets"
@@ -100,6 +101,7 @@ def test_non_default_bake(tmp_path):
     config = load_config(project / "config.toml")
     assert config.runtime.backend == "jax"
     assert config.model.sequence_length == 256 and config.model.trainable == "last_n:2"
+    assert config.recipe.name == "gradual" and config.recipe.head_learning_rate == 1e-3
     assert config.data.labels == ["billing", "bug", "feature"]
     assert config.data.format == "csv" and config.data.decode_errors == "strict"
     assert config.export.model_name == "tickets-v2"
@@ -137,6 +139,8 @@ def test_invalid_answers_fail_in_the_hook(tmp_path, capfd, field, value):
 def test_choice_answers_are_checked_by_cookiecutter(tmp_path):
     with pytest.raises(ValueError, match="choice variable backend"):
         bake(tmp_path, backend="mxnet")
+    with pytest.raises(ValueError, match="choice variable recipe"):
+        bake(tmp_path, recipe="fast")
 
 
 def test_menu_bakes_the_first_template_without_input(tmp_path):

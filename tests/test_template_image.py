@@ -61,6 +61,7 @@ def test_non_default_bake(tmp_path):
         image_size="160",
         trainable="last_n:3",
         on_bad_images="skip",
+        recipe="single",
         backend="torch",
     )
     assert files(project) == EXPECTED_FILES - {"requirements-nodeps.txt"}  # no offline preset
@@ -69,6 +70,8 @@ def test_non_default_bake(tmp_path):
     assert config.model.image_size == 160 and config.model.trainable == "last_n:3"
     assert config.data.on_bad_images == "skip" and config.runtime.backend == "torch"
     assert config.data.labels == ["healthy", "rust", "spot"]
+    assert config.recipe.name == "single" and config.model.freeze_batchnorm
+    assert config.train.schedule == "one_cycle" and config.train.learning_rate == 3e-4
     assert (project / "requirements.txt").read_text().splitlines()[-1].startswith("ftk[torch] @")
 
 
