@@ -170,7 +170,7 @@ def train_phases(
     (`PRETRAINED_FILE`).
     """
     from ftk.models.trainable import backbone_blocks
-    from ftk.training import fit, load_best_checkpoint, load_weights
+    from ftk.training import fit, load_best_checkpoint, load_weights, save_weights
 
     phases = plan_phases(config, len(backbone_blocks(model.backbone)))
     steps = steps_per_epoch(config, num_train)
@@ -194,7 +194,7 @@ def train_phases(
             if phase.trains_backbone and config.recipe.interpolate:
                 start = run_dir / PRETRAINED_FILE
                 if not start.exists():
-                    model.save_weights(str(start))
+                    save_weights(model, start)
             counts = compile_phase(model, config, phase, steps * phase.epochs)
             logger.info(
                 "Phase %d/%d (%s): %s trainable of %s parameters, epochs %d-%d",
@@ -220,7 +220,7 @@ def train_phases(
                 load_best=False,
             )
             trained += len(history.history.get("loss", []))
-            model.save_weights(str(path))
+            save_weights(model, path)
         report.append(
             {
                 **asdict(phase),

@@ -180,6 +180,23 @@ def load_best_checkpoint(model, run_dir: Path) -> Path | None:
     return best
 
 
+def save_weights(model, path: Path) -> None:
+    """`model.save_weights` through a temporary file and a rename: a crash never leaves half a
+    weights file where `--resume` would read it. Refuses to overwrite an existing file."""
+    import os
+    import uuid
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; ftk never overwrites weights.")
+    tmp = path.with_name(f".{uuid.uuid4().hex[:12]}.tmp.weights.h5")
+    try:
+        model.save_weights(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _load(model, path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")

@@ -91,6 +91,7 @@ def run(
     from ftk.presets import check_online, resolve_preset
     from ftk.recipes import train_phases
     from ftk.tasks import get_task
+    from ftk.training import save_weights
 
     started = time.time()
     config = _start(config, resume)
@@ -150,7 +151,7 @@ def run(
         interpolation = interpolate_run(model, val_ds, run_dir, config)
         if interpolation["kept_alpha"] != 1.0:
             reference_model = model
-    model.save_weights(str(run_dir / WEIGHTS_FILE))
+    save_weights(model, run_dir / WEIGHTS_FILE)
 
     logger.info("Evaluating on %d test examples", len(splits.test))
     # The reference is the model as trained (LoRA layers unmerged): the exports are checked
