@@ -49,7 +49,7 @@ def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override one config key, e.g. --set train.epochs=1 (repeatable)",
+        help="override one config key, e.g. --set train.epochs=2 (repeatable)",
     )
     parser.add_argument(
         "--resume",

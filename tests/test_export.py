@@ -218,7 +218,8 @@ def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path
     monkeypatch.setattr(training, "callbacks", lambda *a: [*standard(*a), Crash()])
     path = tmp_path / "config.toml"
     path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path), encoding="utf-8")
-    config = load_config(path, ['export.export_dir=""'])
+    # Two phases (head: epoch 0; all: epochs 1-3): the crash is in the second one.
+    config = load_config(path, ['export.export_dir=""', "recipe.name=two_phase"])
     with pytest.raises(RuntimeError, match="power cut"):
         runner.run(config, verbose=0)
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -231,6 +232,12 @@ def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == [0, 1, 2, 3]  # two before the crash, two after: none repeated or lost
     assert (run_dir / "model.weights.h5").is_file()
+    phases = json.loads((run_dir / "metrics.json").read_text())["phases"]
+    assert [(p["name"], p["first_epoch"], p["last_epoch"]) for p in phases] == [
+        ("head", 1, 1),
+        ("finetune", 2, 4),
+    ]
+    assert phases[0]["trainable_parameters"] is None  # finished before the crash: not rerun
 
 
 def test_online_preset_offline_fails_fast_and_leaves_no_run(tiny_csv, tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ LABELS = ["music", "sport", "tech"]
 def config_for(tmp_path, tiny_preset, tiny_csv, *overrides):
     path = tmp_path / "config.toml"
     path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path), encoding="utf-8")
-    return load_config(path, ['export.export_dir=""', *overrides])
+    return load_config(path, ['export.export_dir=""', "recipe.name=two_phase", *overrides])
 
 
 def examples(n_per_class=20, seed=0) -> Examples:
@@ -211,8 +211,12 @@ def test_update_config_file_keeps_comments_and_a_backup(tmp_path):
 
 
 def run_config(tmp_path, tiny_preset, tiny_csv, *overrides):
+    """The tiny project's config file, with the default recipe (`two_phase`) written into it."""
     path = tmp_path / "config.toml"
-    path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path), encoding="utf-8")
+    text = tiny_config_toml(tiny_preset, tiny_csv, tmp_path).replace(
+        'name = "single"', 'name = "two_phase"'
+    )
+    path.write_text(text, encoding="utf-8")
     return path, load_config(path, list(overrides))
 
 
