@@ -127,7 +127,7 @@ class RecipeConfig:
 
     name: str = "two_phase"
     head_epochs: int = 1
-    head_learning_rate: float = 1e-3
+    head_learning_rate: float = 1e-2
     unfreeze_every: int = 1
     lr_embeddings: float = 1.0
     lr_lower: float = 1.0
@@ -197,7 +197,6 @@ TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"preset": "efficientnet_lite0", "dropout": 0.2},
         "data": {"path": ""},
         "train": {"batch_size": 32, "learning_rate": 3e-4, "schedule": "one_cycle"},
-        "recipe": {"head_learning_rate": 1e-2},
         "export": {"model_name": "image_classifier"},
     },
 }

@@ -20,7 +20,7 @@ continues the interrupted one from its last epoch (`backup/<i>-<name>/`).
 Example:
 
 >>> plan_phases(config, num_blocks=6)
-[Phase(name='head', trainable='head', epochs=1, learning_rate=0.001),
+[Phase(name='head', trainable='head', epochs=1, learning_rate=0.01),
  Phase(name='finetune', trainable='all', epochs=2, learning_rate=5e-05)]
 """
 

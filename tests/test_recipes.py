@@ -51,7 +51,7 @@ def phase_weights(path: Path) -> dict[str, np.ndarray]:
 def test_plans(tmp_path, tiny_preset, tiny_csv):
     config = config_for(tmp_path, tiny_preset, tiny_csv, "train.epochs=3")
     assert plan_phases(config, 6) == [
-        Phase("head", "head", 1, 1e-3),
+        Phase("head", "head", 1, 1e-2),
         Phase("finetune", "all", 2, 3e-3),
     ]
     single = replace(config, recipe={"name": "single"})

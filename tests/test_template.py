@@ -101,7 +101,7 @@ def test_non_default_bake(tmp_path):
     config = load_config(project / "config.toml")
     assert config.runtime.backend == "jax"
     assert config.model.sequence_length == 256 and config.model.trainable == "last_n:2"
-    assert config.recipe.name == "gradual" and config.recipe.head_learning_rate == 1e-3
+    assert config.recipe.name == "gradual" and config.recipe.head_learning_rate == 1e-2
     assert config.data.labels == ["billing", "bug", "feature"]
     assert config.data.format == "csv" and config.data.decode_errors == "strict"
     assert config.export.model_name == "tickets-v2"
