@@ -537,7 +537,6 @@ def update_config_file(path: str | Path, key: str, value: Any) -> Path:
     as `<name>.<timestamp>.bak` (never overwriting an earlier copy), and the new text replaces
     the file atomically. Returns the backup's path.
     """
-    import os
     import time
 
     path = Path(path)
@@ -578,7 +577,7 @@ def update_config_file(path: str | Path, key: str, value: Any) -> Path:
             break
         except FileExistsError:
             continue
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from ftk.runs import write_atomic  # ftk.runs imports this module
+
+    write_atomic(path, text)
     return backup

@@ -58,7 +58,7 @@ def cross_validate(config: Config, splits: Splits, task, info, run_dir: Path, ve
 
     from ftk.metrics import classification_report
     from ftk.recipes import train_phases
-    from ftk.tasks.runner import predict_probabilities
+    from ftk.tasks.runner import build_model, predict_probabilities
 
     k = config.recipe.cv_folds
     pool = Examples(
@@ -84,11 +84,7 @@ def cross_validate(config: Config, splits: Splits, task, info, run_dir: Path, ve
         logger.info("Cross-validation fold %d/%d", fold + 1, k)
         keras.utils.set_random_seed(config.run.seed + fold)
         train, held_out = _subset(pool, ids != fold), _subset(pool, ids == fold)
-        model = task.build_model(info, config, len(splits.label_names))
-        if config.model.lora_rank:
-            from ftk.models.lora import enable_lora
-
-            enable_lora(model, config.model.lora_rank)
+        model = build_model(task, info, config, len(splits.label_names))
         train_phases(
             model, task.dataset(train, config, True), None, fold_dir, config, len(train), verbose
         )

@@ -16,14 +16,15 @@ randomly initialised head interpolates like every other weight).
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ftk.errors import ConfigError
+from ftk.runs import write_atomic
 
 _EXTRA_FLOATS = ("bfloat16", "float8")
 
@@ -166,14 +167,10 @@ def plot_curve(
     # Below the axes, where it cannot hide a curve.
     fig.legend(handles=handles, loc="lower center", ncols=3, fontsize="small", frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, buffer.getvalue())
     return path
 
 

@@ -60,6 +60,31 @@ def _start(config: Config, resume: Path | None) -> Config:
     return config
 
 
+def _load(config: Config, load_data: LoadData | None):
+    """The task, the seeded data splits and the resolved (and reachable) preset of a config."""
+    import keras
+
+    from ftk.presets import check_online, resolve_preset
+    from ftk.tasks import get_task
+
+    task = get_task(config.run.task)
+    keras.utils.set_random_seed(config.run.seed)
+    splits = (load_data or task.load_data)(config)
+    info = resolve_preset(config.model.preset, config.base_dir)
+    check_online(info)
+    return task, splits, info
+
+
+def build_model(task, info, config: Config, num_classes: int):
+    """The task's model from the pretrained preset, with LoRA enabled if `model.lora_rank`."""
+    model = task.build_model(info, config, num_classes)
+    if config.model.lora_rank:
+        from ftk.models.lora import enable_lora
+
+        enable_lora(model, config.model.lora_rank)
+    return model
+
+
 def _log_data(splits: Splits) -> None:
     logger.info(
         "Data: %s examples, %d labels (%d exact duplicates dropped)",
@@ -88,19 +113,13 @@ def run(
     import keras
 
     from ftk.metrics import classification_report
-    from ftk.presets import check_online, resolve_preset
     from ftk.recipes import train_phases
-    from ftk.tasks import get_task
     from ftk.training import save_weights
 
     started = time.time()
     config = _start(config, resume)
-    task = get_task(config.run.task)
-    keras.utils.set_random_seed(config.run.seed)
-    splits = (load_data or task.load_data)(config)
+    task, splits, info = _load(config, load_data)
     labels = splits.label_names
-    info = resolve_preset(config.model.preset, config.base_dir)
-    check_online(info)
     # The run directory is made only once the data and the preset are known good.
     run_dir = Path(resume) if resume is not None else new_run_dir(config)
     logger.info("Run directory: %s", run_dir)
@@ -126,11 +145,7 @@ def run(
 
         cross_validation = cross_validate(config, splits, task, info, run_dir, verbose)
         keras.utils.set_random_seed(config.run.seed)
-    model = task.build_model(info, config, len(labels))
-    if config.model.lora_rank:
-        from ftk.models.lora import enable_lora
-
-        enable_lora(model, config.model.lora_rank)
+    model = build_model(task, info, config, len(labels))
     train_ds = task.dataset(splits.train, config, True)
     val_ds = task.dataset(splits.validation, config, False) if len(splits.validation) else None
     trained = train_phases(model, train_ds, val_ds, run_dir, config, len(splits.train), verbose)
@@ -214,26 +229,15 @@ def find_learning_rate(
     The model is built for the sweep and thrown away: no checkpoint, weights file or export is
     written. With `config_path`, the suggestion is written into that file (a backup is kept).
     """
-    import keras
 
     from ftk.lr_find import lr_find, plot_lr_find
     from ftk.models.trainable import backbone_blocks
-    from ftk.presets import check_online, resolve_preset
     from ftk.recipes import Phase, compile_phase, plan_phases
-    from ftk.tasks import get_task
 
     if phase not in ("finetune", "head"):
         raise ConfigError(f"--lr-find takes 'finetune' or 'head'. Received: {phase!r}")
-    task = get_task(config.run.task)
-    keras.utils.set_random_seed(config.run.seed)
-    splits = (load_data or task.load_data)(config)
-    info = resolve_preset(config.model.preset, config.base_dir)
-    check_online(info)
-    model = task.build_model(info, config, len(splits.label_names))
-    if config.model.lora_rank:
-        from ftk.models.lora import enable_lora
-
-        enable_lora(model, config.model.lora_rank)
+    task, splits, info = _load(config, load_data)
+    model = build_model(task, info, config, len(splits.label_names))
     last = plan_phases(config, len(backbone_blocks(model.backbone)))[-1]
     trainable = "head" if phase == "head" else last.trainable
 
