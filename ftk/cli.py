@@ -3,8 +3,10 @@
 ```
 python train.py [--config config.toml] [--set section.key=value ...] [--resume RUN_DIR]
 python train.py --lr-find [head] [--apply]   # learning-rate finder (nothing is trained)
+python train.py --tune [--workers N] [--search-only] [--apply]   # KerasTuner search, then train
 ftk train [--config config.toml] [--set ...]
 ftk lr-find [--config config.toml] [--apply]   # = train.py --lr-find
+ftk tune [--config config.toml] [--workers N]   # = train.py --tune
 ftk export RUN_DIR            # export a finished run again (a new version)
 ftk verify VERSION_DIR        # re-check a published export against its Keras outputs
 ```
@@ -70,9 +72,29 @@ def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None
         "--lr-find-steps", type=int, default=100, metavar="N", help="steps of the sweep (100)"
     )
     parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="search hyperparameters over [tune] space (KerasTuner), then train the final model "
+        "with the best values (same as tune.enabled = true); rerun to continue a search",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --tune: run the trials in N local worker processes (KerasTuner's "
+        "chief/worker mode on 127.0.0.1, supervised)",
+    )
+    parser.add_argument(
+        "--search-only",
+        action="store_true",
+        help="with --tune: write the results and best_config.toml, train no final model",
+    )
+    parser.add_argument(
         "--apply",
         action="store_true",
-        help="with --lr-find: write the suggestion into the config file (a .bak copy is kept)",
+        help="with --lr-find or --tune: write the suggested / best values into the config file "
+        "(comments kept, a .bak copy of the old file is kept)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -113,10 +135,19 @@ def _train(args, load_data) -> int:
     from ftk.backend import set_backend
     from ftk.config import load_config
 
-    if args.apply and not args.lr_find:
-        raise FtkError("--apply goes with --lr-find (it writes the suggested learning rate).")
-    if args.lr_find and args.resume is not None:
-        raise FtkError("--lr-find starts from the pretrained model; it cannot --resume a run.")
+    if args.apply and not (args.lr_find or args.tune):
+        raise FtkError("--apply goes with --lr-find or --tune (it writes what they found).")
+    if args.lr_find and args.tune:
+        raise FtkError("--lr-find and --tune are separate commands: use one at a time.")
+    if (args.lr_find or args.tune) and args.resume is not None:
+        raise FtkError(
+            "--lr-find and --tune start from the pretrained model; they cannot --resume a run "
+            "(rerunning the same --tune command continues its search)."
+        )
+    if args.workers < 0 or (args.workers and not args.tune):
+        raise FtkError(f"--workers N (N >= 1) goes with --tune. Received: {args.workers}")
+    if args.search_only and not args.tune:
+        raise FtkError("--search-only goes with --tune.")
     if args.resume is not None:
         from ftk.runs import load_run_config
 
@@ -126,12 +157,48 @@ def _train(args, load_data) -> int:
     set_backend(config.runtime.backend)
     if args.lr_find:
         return _lr_find(args, config, load_data)
+    if args.tune or (config.tune.enabled and args.resume is None):
+        return _tune(args, config, load_data)
     from ftk.tasks.runner import run
 
     summary = run(
         config, load_data=load_data, resume=args.resume, verbose=2 if args.quiet else "auto"
     )
     _print_summary(summary)
+    return 0
+
+
+def _tune(args, config, load_data) -> int:
+    from ftk.tuning.command import tune
+
+    if args.apply and args.config is None:
+        raise FtkError("--apply needs a config file to write into (--config).")
+    result = tune(
+        config,
+        load_data,
+        workers=args.workers,
+        argv=args.relaunch,
+        search_only=args.search_only,
+        config_path=args.config if args.apply else None,
+        verbose=2 if args.quiet else "auto",
+    )
+    if not result:  # a distributed worker
+        return 0
+    search = result["search"]
+    best = search["best"]
+    print(
+        f"best trial {best['trial']} of {search['trials']}: {search['objective']} = "
+        f"{best['score']:.4f}  {best['values']}"
+    )
+    baseline = search["baseline"]
+    if baseline is not None and baseline["score"] is not None:
+        print(f"untuned config (trial {baseline['trial']}): {baseline['score']:.4f}")
+    print(f"trials: {search['table']}  plot: {search['plot']}")
+    print(f"best config: {search['best_config']}")
+    if "backups" in search:
+        print(f"written to {args.config} (previous version: {search['backups'][0]})")
+    if result["run"] is not None:
+        _print_summary(result["run"])
     return 0
 
 
@@ -204,7 +271,10 @@ def train_main(
         prog="train.py", description="Fine-tune, evaluate, export and verify."
     )
     _add_train_args(parser, default_config)
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    # How a distributed search starts its chief and workers: this script, these arguments.
+    args.relaunch = [str(Path(sys.argv[0]).resolve()), *argv]
     return _guarded(lambda a: _train(a, load_data), args)
 
 
@@ -218,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         "lr-find", help="sweep the learning rate, plot loss vs rate, suggest a value"
     )
     _add_train_args(lr_find, Path("config.toml"))
+    tune = sub.add_parser(
+        "tune", help="search hyperparameters, then train the best config (= train.py --tune)"
+    )
+    _add_train_args(tune, Path("config.toml"))
     export = sub.add_parser("export", help="export a finished run as a new version")
     export.add_argument("run_dir", type=Path)
     verify = sub.add_parser("verify", help="re-check an export against its Keras outputs")
@@ -225,12 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     for p in (export, verify):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
         p.add_argument("--quiet", action="store_true", help="warnings only")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.relaunch = ["-m", "ftk.cli", *argv]
     if args.command == "lr-find":
         args.lr_find = args.lr_find or "finetune"
+    if args.command == "tune":
+        args.tune = True
     handlers = {
         "train": lambda a: _train(a, None),
         "lr-find": lambda a: _train(a, None),
+        "tune": lambda a: _train(a, None),
         "export": _export,
         "verify": _verify,
     }

@@ -34,6 +34,19 @@ DATA_FORMATS = ("folder", "csv", "tfds")
 ON_BAD_IMAGES = ("error", "skip")
 RECIPES = ("single", "two_phase", "gradual")
 SCHEDULES = ("constant", "linear", "exponential", "cosine", "one_cycle")
+TUNE_ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
+TUNE_OBJECTIVES = ("val_accuracy", "val_loss")
+# Keys `tune.space` may search: those of these sections, except the ones below.
+SEARCHABLE_SECTIONS = ("model", "train", "recipe", "augment")
+NOT_SEARCHABLE = (
+    "model.preset",
+    "train.epochs",  # epochs per trial: tune.epochs
+    "train.steps_per_epoch",
+    "recipe.cv_folds",
+    "recipe.interpolate",
+    "recipe.interpolation_points",
+    "recipe.keep_best_alpha",
+)
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
 _TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -140,6 +153,25 @@ class RecipeConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """Hyperparameter search with KerasTuner (`python train.py --tune`).
+
+    `space` maps `"section.key"` to a range `{min = .., max = .., log = true, step = ..}`, a
+    list of choices, or one value (fixed). Keys not in `space` keep their configured value.
+    """
+
+    enabled: bool = False
+    algorithm: str = "random"
+    objective: str = "val_accuracy"
+    max_trials: int = 10
+    epochs: int = 0
+    max_minutes: float = 0.0
+    name: str = "search"
+    cache_features: bool = True
+    space: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """Where and how the trained model is published."""
 
@@ -163,6 +195,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Directory that relative paths in the config are resolved against (not a TOML key).
     base_dir: str = field(default=".", compare=False)
@@ -225,6 +258,10 @@ def valid_keys(task: str | None = None) -> list[str]:
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check `value` against the field's type; ints are accepted where floats are expected."""
     origin = typing.get_origin(annotation)
+    if annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"`{key}` must be a table. Received: {key}={value!r}")
+        return dict(value)
     if origin in (list, types.GenericAlias) or annotation is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(
@@ -370,6 +407,7 @@ def validate(config: Config) -> None:
     if config.run.seed < 0:
         fail("run.seed", ">= 0")
     _validate_recipe(config, fail)
+    _validate_tune(config, fail)
     if not _NAME_RE.match(config.export.model_name):
         fail(
             "export.model_name", "letters, digits, '_', '-' or '.', starting with a letter or digit"
@@ -443,6 +481,80 @@ def _validate_recipe(config: Config, fail) -> None:
         fail("recipe.name", "'single' or 'two_phase' when model.lora_rank > 0")
 
 
+def _validate_tune(config: Config, fail) -> None:
+    tune = config.tune
+    if tune.algorithm not in TUNE_ALGORITHMS:
+        fail("tune.algorithm", f"one of {', '.join(TUNE_ALGORITHMS)}")
+    if tune.objective not in TUNE_OBJECTIVES:
+        fail("tune.objective", f"one of {', '.join(TUNE_OBJECTIVES)} (a validation metric)")
+    if not 1 <= tune.max_trials <= 10000:
+        fail("tune.max_trials", "between 1 and 10000")
+    if tune.epochs < 0:
+        fail("tune.epochs", ">= 0 (epochs per trial; 0 = train.epochs)")
+    if tune.max_minutes < 0:
+        fail("tune.max_minutes", ">= 0 (0 = no time limit)")
+    if not _NAME_RE.match(tune.name):
+        fail("tune.name", "letters, digits, '_', '-' or '.', starting with a letter or digit")
+    for key, spec in tune.space.items():
+        search_spec(config, key, spec)
+
+
+def searchable_keys(task: str) -> list[str]:
+    """The `section.key` names `tune.space` accepts for `task`."""
+    return [
+        key
+        for key in valid_keys(task)
+        if key.split(".")[0] in SEARCHABLE_SECTIONS and key not in NOT_SEARCHABLE
+    ]
+
+
+def search_spec(config: Config, key: str, spec: Any) -> dict[str, Any]:
+    """Check one `tune.space` entry; returns it normalised as one of
+    `{"values": [...]}` (choices), `{"value": v}` (fixed) or
+    `{"min": a, "max": b, "log": bool, "step": s or None}` (a numeric range)."""
+    name = f'tune.space."{key}"'
+    allowed = searchable_keys(config.run.task)
+    if key not in allowed:
+        raise ConfigError(
+            f"`{name}`: {key!r} cannot be searched. Searchable keys: {', '.join(allowed)}."
+        )
+    section, field_name = key.split(".")
+    annotation = typing.get_type_hints(type(getattr(config, section)))[field_name]
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"`{name}` must list at least one value. Received: []")
+        values = [_coerce(name, v, annotation) for v in spec]
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"`{name}` lists a value twice. Received: {spec!r}")
+        return {"values": values}
+    if not isinstance(spec, dict):
+        return {"value": _coerce(name, spec, annotation)}
+    if annotation not in (int, float):
+        raise ConfigError(
+            f"`{name}` is not a number, so it takes a list of choices, like "
+            f'["a", "b"], not a range. Received: {spec!r}'
+        )
+    unknown = set(spec) - {"min", "max", "log", "step"}
+    if unknown or not {"min", "max"} <= set(spec):
+        raise ConfigError(
+            f"`{name}` must be a range like {{min = 1e-5, max = 1e-3, log = true}} (optional "
+            f"`step`), a list of choices or one value. Received: {spec!r}"
+        )
+    low = _coerce(f"{name}.min", spec["min"], annotation)
+    high = _coerce(f"{name}.max", spec["max"], annotation)
+    log = _coerce(f"{name}.log", spec.get("log", False), bool)
+    step = spec.get("step")
+    if step is not None:
+        step = _coerce(f"{name}.step", step, annotation)
+        if step <= 0:
+            raise ConfigError(f"`{name}.step` must be > 0. Received: step={step!r}")
+    if not low < high:
+        raise ConfigError(f"`{name}` needs min < max. Received: min={low!r}, max={high!r}")
+    if log and low <= 0:
+        raise ConfigError(f"`{name}` with log = true needs min > 0. Received: min={low!r}")
+    return {"min": low, "max": high, "log": log, "step": step}
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """`'train.epochs=3'` -> `('train', 'epochs', 3)`. Values are TOML; bare words are strings."""
     key, sep, raw = text.partition("=")
@@ -510,6 +622,32 @@ def to_dict(config: Config) -> dict[str, dict[str, Any]]:
     return tree
 
 
+# Keys that may name a file or folder (relative to `base_dir`) rather than a catalog name.
+PATH_KEYS = (
+    "run.run_dir",
+    "model.preset",
+    "data.path",
+    "data.validation_path",
+    "data.test_path",
+    "export.export_dir",
+)
+
+
+def with_absolute_paths(config: Config) -> Config:
+    """`config` with every path that exists (and the run and export folders) made absolute, so
+    it can be written anywhere and still mean the same files."""
+    sections: dict[str, dict[str, Any]] = {}
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not value:
+            continue
+        path = config.resolve_path(value)
+        if section in ("run", "export") or path.exists():
+            sections.setdefault(section, {})[name] = str(path)
+    return replace(config, **sections)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -517,6 +655,9 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}" if items else "{}"
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 

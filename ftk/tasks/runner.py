@@ -108,8 +108,11 @@ def run(
     load_data: LoadData | None = None,
     resume: Path | None = None,
     verbose: str | int = "auto",
+    extra: dict | None = None,
 ) -> dict:
-    """Train, evaluate, export and verify. Returns a summary dict (also in `summary.json`)."""
+    """Train, evaluate, export and verify. Returns a summary dict (also in `summary.json`).
+
+    `extra` is recorded in `run.json` (a tuned run records its search)."""
     import keras
 
     from ftk.metrics import classification_report
@@ -134,6 +137,7 @@ def run(
             "split_counts": splits.counts(),
             "duplicates_removed": splits.duplicates_removed,
             "skipped": [asdict(s) for s in splits.skipped],
+            **(extra or {}),
         },
     )
     write_json(run_dir / "labels.json", labels)

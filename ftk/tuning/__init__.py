@@ -1,0 +1,1 @@
+"""Hyperparameter search with KerasTuner: `python train.py --tune` (see `ftk.tuning.search`)."""

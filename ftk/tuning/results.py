@@ -1,0 +1,220 @@
+"""The results of a search, read back from its directory (so the chief, a single process or the
+launcher can write them alike):
+
+- `trials.csv` and `trials.md`: one row per trial (values, objective, validation accuracy and
+  loss at the best epoch, seconds, memory, worker, cached or full path);
+- `trials.png`: the objective against the learning rate (or the first numeric key), coloured by
+  the regularization key searched (weight decay, L2, dropout or label smoothing);
+- `best.json` and `best_config.toml`: the best trial's values, and the whole config with them
+  (`python train.py --config <dir>/best_config.toml` trains it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from pathlib import Path
+
+from ftk.config import Config, replace, to_toml, with_absolute_paths
+from ftk.errors import ConfigError
+from ftk.runs import read_json, write_atomic, write_json
+
+logger = logging.getLogger("ftk")
+
+REGULARIZATION_KEYS = ("train.weight_decay", "train.l2", "model.dropout", "train.label_smoothing")
+BEST_CONFIG = "best_config.toml"
+
+
+def read_trials(directory: Path, space: dict) -> list[dict]:
+    """Every trial of the search in `directory`, in trial order."""
+    from keras_tuner.engine.trial import Trial
+
+    from ftk.tuning.search import TRIAL_FILE
+
+    records = []
+    for path in sorted(Path(directory).glob("trial_*/trial.json")):
+        trial = Trial.load(str(path))
+        extra_path = path.parent / TRIAL_FILE
+        extra = read_json(extra_path) if extra_path.exists() else {}
+        metrics = {}
+        for name in ("val_accuracy", "val_loss", "accuracy", "loss"):
+            if trial.metrics.exists(name):
+                history = trial.metrics.get_history(name)
+                at_best = [o for o in history if o.step == trial.best_step] or history[-1:]
+                metrics[name] = float(at_best[0].value[0]) if at_best else None
+        values = trial.hyperparameters.values
+        records.append(
+            {
+                "trial": trial.trial_id,
+                "status": trial.status,
+                **{key: values.get(key) for key in space},
+                "score": None if trial.score is None else float(trial.score),
+                **metrics,
+                "best_epoch": None if trial.score is None else int(trial.best_step) + 1,
+                "epochs": values.get("tuner/epochs"),
+                "seconds": extra.get("seconds"),
+                "peak_rss_mb": extra.get("peak_rss_mb"),
+                "worker": extra.get("worker"),
+                "path": extra.get("path"),
+                "message": (trial.message or "").strip().splitlines()[-1:] or None,
+            }
+        )
+    return records
+
+
+def best_trial(records: list[dict], objective: str) -> dict:
+    done = [r for r in records if r["status"] == "COMPLETED" and r["score"] is not None]
+    if not done:
+        raise ConfigError(
+            "No trial of the search completed; see the trials table and the log for why."
+        )
+    sign = -1 if objective.endswith("accuracy") else 1
+    return min(done, key=lambda r: (sign * r["score"], r["trial"]))
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def write_tables(records: list[dict], space: dict, directory: Path, best: dict | None) -> None:
+    columns = [
+        "trial",
+        "status",
+        *space,
+        "score",
+        "val_accuracy",
+        "val_loss",
+        "best_epoch",
+        "seconds",
+        "peak_rss_mb",
+        "worker",
+        "path",
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns + ["message"], extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _cell(record.get(k)) for k in columns + ["message"]})
+    write_atomic(directory / "trials.csv", buffer.getvalue())
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    for record in records:
+        mark = " (best)" if best is not None and record["trial"] == best["trial"] else ""
+        cells = [_cell(record.get(k)) for k in columns]
+        cells[0] += mark + (" (baseline)" if record is records[0] and _is_baseline(record) else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    write_atomic(directory / "trials.md", "\n".join(lines) + "\n")
+
+
+def _is_baseline(record: dict) -> bool:
+    """Trial 0 trains the config as written (every algorithm but grid search)."""
+    return int(record["trial"]) == 0 and record.get("path") is not None
+
+
+def plot_trials(records: list[dict], space: dict, objective: str, path: Path) -> str | None:
+    """The objective of each completed trial against the learning rate (or the first numeric
+    key searched), coloured by the searched regularization key. Returns the x key."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    numeric = [k for k, s in space.items() if "min" in s or _all_numbers(s.get("values", []))]
+    x_key = "train.learning_rate" if "train.learning_rate" in numeric else (numeric or [None])[0]
+    color_key = next((k for k in REGULARIZATION_KEYS if k in numeric and k != x_key), None)
+    done = [r for r in records if r["score"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    if x_key is None or not done:
+        ax.text(0.5, 0.5, "no completed trial with a numeric key", ha="center", va="center")
+    else:
+        xs = [r[x_key] for r in done]
+        ys = [r["score"] for r in done]
+        if color_key:
+            points = ax.scatter(xs, ys, c=[r[color_key] for r in done], cmap="viridis", s=60)
+            fig.colorbar(points, ax=ax, label=color_key)
+        else:
+            ax.scatter(xs, ys, s=60)
+        for record, x, y in zip(done, xs, ys, strict=True):
+            ax.annotate(
+                str(record["trial"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8
+            )
+        spec = space[x_key]
+        if spec.get("log") or (len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 100):
+            ax.set_xscale("log")
+        ax.set_xlabel(x_key)
+    ax.set_ylabel(objective)
+    ax.set_title(f"{len(done)} completed trial(s); labels are trial ids")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+    return x_key
+
+
+def _all_numbers(values: list) -> bool:
+    return bool(values) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
+
+
+def best_config(config: Config, values: dict) -> Config:
+    """The run's config with the best values and tuning off; paths made absolute."""
+    sections: dict[str, dict] = {"tune": {"enabled": False}}
+    for key, value in values.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    return with_absolute_paths(replace(config, **sections))
+
+
+def write_results(config: Config, space: dict, directory: Path) -> dict:
+    """Tables, plot, `best.json` and `best_config.toml` for the search in `directory`."""
+    objective = config.tune.objective
+    records = read_trials(directory, space)
+    try:
+        best = best_trial(records, objective)
+    except ConfigError:
+        write_tables(records, space, directory, None)
+        raise
+    write_tables(records, space, directory, best)
+    plot_trials(records, space, objective, directory / "trials.png")
+    values = {key: best[key] for key in space}
+    first = records[0] if records else None
+    baseline = first if first and _is_baseline(first) and config.tune.algorithm != "grid" else None
+    tuned = best_config(config, values)
+    write_atomic(directory / BEST_CONFIG, to_toml(tuned))
+    summary = {
+        "directory": str(directory),
+        "objective": objective,
+        "trials": len(records),
+        "completed": sum(r["status"] == "COMPLETED" for r in records),
+        "best": {"trial": best["trial"], "score": best["score"], "values": values},
+        "baseline": None
+        if baseline is None
+        else {"trial": baseline["trial"], "score": baseline["score"]},
+        "best_config": str(directory / BEST_CONFIG),
+        "table": str(directory / "trials.md"),
+        "plot": str(directory / "trials.png"),
+        "median_trial_seconds": _median([r["seconds"] for r in records if r["seconds"]]),
+    }
+    write_json(directory / "best.json", summary)
+    return summary
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
