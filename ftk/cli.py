@@ -148,6 +148,8 @@ def _train(args, load_data) -> int:
         raise FtkError(f"--workers N (N >= 1) goes with --tune. Received: {args.workers}")
     if args.search_only and not args.tune:
         raise FtkError("--search-only goes with --tune.")
+    if args.apply and args.config is None:
+        raise FtkError("--apply needs a config file to write into (--config).")
     if args.resume is not None:
         from ftk.runs import load_run_config
 
@@ -171,8 +173,6 @@ def _train(args, load_data) -> int:
 def _tune(args, config, load_data) -> int:
     from ftk.tuning.command import tune
 
-    if args.apply and args.config is None:
-        raise FtkError("--apply needs a config file to write into (--config).")
     result = tune(
         config,
         load_data,
@@ -207,8 +207,6 @@ def _lr_find(args, config, load_data) -> int:
 
     if args.lr_find_steps < 10:
         raise FtkError(f"--lr-find-steps must be >= 10. Received: {args.lr_find_steps}")
-    if args.apply and args.config is None:
-        raise FtkError("--apply needs a config file to write into (--config).")
     summary = find_learning_rate(
         config,
         load_data,

@@ -230,6 +230,7 @@ def test_cross_validation_reports_mean_and_std(tmp_path, tiny_preset, tiny_csv):
         'export.export_dir=""',
         "recipe.cv_folds=2",
         "train.epochs=2",
+        "train.steps_per_epoch=2",
     )
     summary = runner.run(config, verbose=0)
     run_dir = Path(summary["run_dir"])

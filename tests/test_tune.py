@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import pytest
 from conftest import REPO, make_rows, tiny_config_toml, tiny_vocabulary, write_csv
 
@@ -77,10 +78,19 @@ def head_search(tmp_path, preset, data, *overrides):
             "model.trainable=head",
             "export.onnx=false",
             "tune.objective=val_loss",
-            "tune.epochs=6",
+            "tune.epochs=4",
             *overrides,
         ],
     )
+
+
+def ftk_tune(config: Path, overrides: list[str], *args: str) -> list[str]:
+    """`python -m ftk.cli tune` for a subprocess: search only, quiet."""
+    command = [sys.executable, "-m", "ftk.cli", "tune", "--config", str(config), *args]
+    command += ["--search-only", "--quiet"]
+    for override in overrides:
+        command += ["--set", override]
+    return command
 
 
 def trials(directory: Path) -> list[dict]:
@@ -134,6 +144,8 @@ def test_space_from_config_and_errors(tmp_path, tiny_preset, tiny_csv):
         "tune.algorithm=grid", 'tune.space={"model.dropout" = {min = 0.0, max = 0.3}}'
     )
     assert "tune.algorithm" in error("tune.algorithm=annealing")
+    message = error("recipe.name=two_phase", "tune.epochs=1")
+    assert "trial with tune.epochs=1 is not valid" in message and "recipe.head_epochs" in message
 
 
 def test_no_validation_split_is_an_error(tmp_path, tiny_preset, tiny_csv):
@@ -191,7 +203,7 @@ def test_cached_and_full_paths_pick_the_same_learning_rate(tmp_path, pretrained_
             f"tune.space={SPACE_LR}",
             "tune.algorithm=grid",
             "tune.max_trials=3",
-            "tune.epochs=3",
+            "tune.epochs=2",
             f"tune.cache_features={str(cached).lower()}",
             f"tune.name={'cached' if cached else 'full'}",
         )
@@ -201,6 +213,12 @@ def test_cached_and_full_paths_pick_the_same_learning_rate(tmp_path, pretrained_
         assert sorted(float(r["train.learning_rate"]) for r in rows) == [1e-6, 1e-4, 3e-2]
         picked[cached] = search["best"]["values"]["train.learning_rate"]
         seconds[cached] = search["median_trial_seconds"]
+        if not cached:
+            # Each full trial runs in its own process (TensorFlow keeps memory of every model
+            # a process trained): the search process and the trial processes stay flat.
+            for column in ("peak_rss_mb", "trial_peak_rss_mb"):
+                peak = [float(r[column]) for r in rows]
+                assert peak[-1] <= 1.10 * peak[0], (column, peak)
     assert picked[True] == picked[False] == 3e-2
     assert seconds[True] < seconds[False]
 
@@ -266,27 +284,16 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path, pretrained_tin
         tmp_path,
         pretrained_tiny,
         topics_csv,
-        "tune.max_trials=4",
+        "tune.max_trials=3",
         "tune.epochs=10",
     )
     overrides = [
         "model.trainable=head",
         "tune.objective=val_loss",
         "tune.epochs=10",
-        "tune.max_trials=4",
+        "tune.max_trials=3",
     ]
-    command = [
-        sys.executable,
-        "-m",
-        "ftk.cli",
-        "tune",
-        "--config",
-        str(path),
-        "--search-only",
-        "--quiet",
-    ]
-    for o in overrides:
-        command += ["--set", o]
+    command = ftk_tune(path, overrides)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     directory = Path(config.run.run_dir) / "tune" / "search"
     process = subprocess.Popen(
@@ -316,8 +323,8 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path, pretrained_tin
         load_config(path, overrides + ["export.onnx=false"]), search_only=True, verbose=0
     )["search"]
     rows = trials(directory)
-    assert [r["trial"] for r in rows] == ["0", "1", "2", "3"]
-    assert all(r["status"] == "COMPLETED" for r in rows) and search["completed"] == 4
+    assert [r["trial"] for r in rows] == ["0", "1", "2"]
+    assert all(r["status"] == "COMPLETED" for r in rows) and search["completed"] == 3
     assert {
         t: (directory / f"trial_{t}" / "ftk_trial.json").stat().st_mtime_ns for t in "01"
     } == done
@@ -329,9 +336,9 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path, pretrained_tin
                 ]["values"].items()
             )
         )
-        for t in "0123"
+        for t in "012"
     ]
-    assert len(set(values)) == 4  # the interrupted trial was retried, not duplicated
+    assert len(set(values)) == 3  # the interrupted trial was retried, not duplicated
 
 
 # --- the full flow and memory ----------------------------------------------------------------
@@ -377,22 +384,37 @@ def test_tune_then_train_exports_the_best_config(tmp_path, pretrained_tiny, topi
     assert len(list(tmp_path.glob("config.toml.*.bak"))) == 1
 
 
-def test_memory_stays_flat_across_full_trials(tmp_path, tiny_preset, tiny_csv):
+def test_full_trial_runs_the_recipe_phases_in_its_epoch_window(tmp_path, tiny_preset, tiny_csv):
+    """RecipeHyperModel (what a trial process runs): the recipe's phases, restricted to the
+    epochs a trial trains (Hyperband continues trials from a later epoch)."""
+    import keras_tuner
+
+    from ftk.tasks.runner import _load
+    from ftk.tuning.hypermodels import RecipeHyperModel
+
     path = write_config(tmp_path, tiny_preset, tiny_csv)
     config = load_config(
-        path,
-        [
-            "tune.max_trials=8",
-            "tune.epochs=1",
-            "train.steps_per_epoch=2",
-            'tune.space={"train.learning_rate" = {min = 1e-4, max = 1e-2, log = true}}',
-        ],
+        path, ["recipe.name=two_phase", "tune.epochs=2", "train.steps_per_epoch=1"]
     )
-    search = tune(config, search_only=True, verbose=0)["search"]
-    rows = trials(Path(search["directory"]))
-    assert {r["path"] for r in rows} == {"full"} and len(rows) == 8
-    peak = [float(r["peak_rss_mb"]) for r in rows]
-    assert peak[-1] <= 1.10 * peak[1], peak
+    space = search_space(config)
+    task, splits, info = _load(config, None)
+    hypermodel = RecipeHyperModel(config, space, task, info, splits, verbose=0)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    seen = []
+
+    class Trainable(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append((epoch, len(self.model.trainable_weights)))
+
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model, callbacks=[Trainable()])
+    assert len(history.history["val_loss"]) == 2  # tune.epochs: 1 head epoch + 1 fine-tuning
+    head_only, full = seen[0][1], seen[1][1]
+    assert head_only == 2 and full > head_only
+    seen.clear()
+    history = hypermodel.fit(hp, model, callbacks=[Trainable()], initial_epoch=1)
+    assert seen == [(1, full)] and len(history.history["val_loss"]) == 1
 
 
 def test_cli_errors_are_one_line(tmp_path, tiny_preset, tiny_csv, capsys):
@@ -417,25 +439,13 @@ def test_chief_and_two_workers_on_loopback(tmp_path, pretrained_tiny, topics_csv
     """`ftk tune --workers 2`: KerasTuner's chief and two workers on 127.0.0.1, supervised by
     ftk.tuning.distributed (its failure handling is tested in test_tune_launcher.py)."""
     path = write_config(tmp_path, pretrained_tiny, topics_csv)
-    command = [
-        sys.executable,
-        "-m",
-        "ftk.cli",
-        "tune",
-        "--config",
-        str(path),
-        "--workers",
-        "2",
-        "--search-only",
-        "--quiet",
-    ]
-    for override in [
+    overrides = [
         "model.trainable=head",
         "tune.objective=val_loss",
         "tune.epochs=10",
-        "tune.max_trials=6",
-    ]:
-        command += ["--set", override]
+        "tune.max_trials=4",
+    ]
+    command = ftk_tune(path, overrides, "--workers", "2")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
@@ -443,7 +453,7 @@ def test_chief_and_two_workers_on_loopback(tmp_path, pretrained_tiny, topics_csv
     assert time.monotonic() - started < 400
     directory = tmp_path / "runs" / "tune" / "search"
     rows = trials(directory)
-    assert len(rows) == 6 and all(r["status"] == "COMPLETED" for r in rows)
+    assert len(rows) == 4 and all(r["status"] == "COMPLETED" for r in rows)
     assert {r["worker"] for r in rows} == {"tuner0", "tuner1"}
     assert {p.name for p in (directory / "logs").iterdir()} >= {"chief.log", "tuner0.log"}
     assert "best trial" in done.stdout

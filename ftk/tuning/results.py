@@ -49,19 +49,26 @@ def read_trials(directory: Path, space: dict) -> list[dict]:
             {
                 "trial": trial.trial_id,
                 "status": trial.status,
-                **{key: values.get(key) for key in space},
+                **values_of_record(values, space),
                 "score": None if trial.score is None else float(trial.score),
                 **metrics,
                 "best_epoch": None if trial.score is None else int(trial.best_step) + 1,
                 "epochs": values.get("tuner/epochs"),
                 "seconds": extra.get("seconds"),
                 "peak_rss_mb": extra.get("peak_rss_mb"),
+                "trial_peak_rss_mb": extra.get("trial_peak_rss_mb"),
                 "worker": extra.get("worker"),
                 "path": extra.get("path"),
                 "message": (trial.message or "").strip().splitlines()[-1:] or None,
             }
         )
     return records
+
+
+def values_of_record(values: dict, space: dict) -> dict:
+    from ftk.tuning.space import _tidy
+
+    return {key: _tidy(values.get(key)) for key in space}
 
 
 def best_trial(records: list[dict], objective: str) -> dict:
@@ -95,6 +102,7 @@ def write_tables(records: list[dict], space: dict, directory: Path, best: dict |
         "best_epoch",
         "seconds",
         "peak_rss_mb",
+        "trial_peak_rss_mb",
         "worker",
         "path",
     ]
@@ -121,9 +129,12 @@ def _is_baseline(record: dict) -> bool:
     return int(record["trial"]) == 0 and record.get("path") is not None
 
 
-def plot_trials(records: list[dict], space: dict, objective: str, path: Path) -> str | None:
+def plot_trials(
+    records: list[dict], space: dict, objective: str, path: Path, best: dict | None = None
+) -> str | None:
     """The objective of each completed trial against the learning rate (or the first numeric
-    key searched), coloured by the searched regularization key. Returns the x key."""
+    key searched), coloured by the searched regularization key; the best trial ringed in red,
+    the untuned baseline in black. Returns the x key."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,6 +155,18 @@ def plot_trials(records: list[dict], space: dict, objective: str, path: Path) ->
             fig.colorbar(points, ax=ax, label=color_key)
         else:
             ax.scatter(xs, ys, s=60)
+        for record, ring, label in ((best, "red", "best"), (done[0], "black", "untuned")):
+            if record is not None and (label == "best" or _is_baseline(record)):
+                ax.scatter(
+                    [record[x_key]],
+                    [record["score"]],
+                    s=220,
+                    facecolors="none",
+                    edgecolors=ring,
+                    linewidths=1.5,
+                    label=f"{label} (trial {record['trial']})",
+                )
+        ax.legend(loc="best", fontsize=8)
         for record, x, y in zip(done, xs, ys, strict=True):
             ax.annotate(
                 str(record["trial"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8
@@ -188,7 +211,7 @@ def write_results(config: Config, space: dict, directory: Path) -> dict:
         write_tables(records, space, directory, None)
         raise
     write_tables(records, space, directory, best)
-    plot_trials(records, space, objective, directory / "trials.png")
+    plot_trials(records, space, objective, directory / "trials.png", best)
     values = {key: best[key] for key in space}
     first = records[0] if records else None
     baseline = first if first and _is_baseline(first) and config.tune.algorithm != "grid" else None

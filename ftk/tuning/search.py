@@ -138,7 +138,24 @@ class _FtkTrials:
         self.oracle.update_space(hp)
 
     def run_trial(self, trial, *args, **kwargs):
-        if isinstance(self.oracle, keras_tuner.oracles.HyperbandOracle):
+        hyperband = isinstance(self.oracle, keras_tuner.oracles.HyperbandOracle)
+        if self._ftk_path == "full":  # in its own process: see ftk.tuning.trial
+            from ftk.tuning.trial import run_isolated
+
+            values = trial.hyperparameters.values
+            parent = values.get("tuner/trial_id")
+            history = run_isolated(
+                Path(self.project_dir),
+                trial.trial_id,
+                epochs=values.get("tuner/epochs") if hyperband else None,
+                initial_epoch=values.get("tuner/initial_epoch", 0) if hyperband else 0,
+                load=self._get_checkpoint_fname(parent) if parent else None,
+                save=self._get_checkpoint_fname(trial.trial_id) if hyperband else None,
+                verbose=self._ftk_verbose,
+            )
+            self._ftk_trial_peak = history.ftk_peak_rss_mb
+            return history
+        if hyperband:
             return super().run_trial(trial, *args, **kwargs)
         from keras_tuner.src.engine.tuner_utils import TunerCallback
 
@@ -156,6 +173,7 @@ class _FtkTrials:
 
     def on_trial_begin(self, trial):
         self._started = time.monotonic()
+        self._ftk_trial_peak = None
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -169,6 +187,7 @@ class _FtkTrials:
                 "seconds": round(seconds, 2),
                 "rss_mb": current,
                 "peak_rss_mb": peak,
+                "trial_peak_rss_mb": self._ftk_trial_peak,
                 "worker": self.tuner_id,
                 "path": self._ftk_path,
             },
@@ -198,7 +217,7 @@ class HyperbandTuner(_FtkTrials, keras_tuner.Hyperband):
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
-def make_tuner(config: Config, space: dict, hypermodel, directory: Path, path: str):
+def make_tuner(config: Config, space: dict, hypermodel, directory: Path, path: str, verbose=2):
     objective = keras_tuner.Objective(
         config.tune.objective, "max" if config.tune.objective.endswith("accuracy") else "min"
     )
@@ -214,6 +233,7 @@ def make_tuner(config: Config, space: dict, hypermodel, directory: Path, path: s
         overwrite=False,
     )
     tuner._ftk_path = path
+    tuner._ftk_verbose = verbose
     return tuner
 
 
@@ -250,6 +270,10 @@ def prepare(config: Config, load_data=None, features: bool = True):
         "info": info,
         "cached": cached,
     }
+    if not cached:  # what a trial process reads
+        from ftk.tuning.trial import write_inputs
+
+        write_inputs(directory, config, splits)
     if cached and features:
         from ftk.tuning.hypermodels import cache_features
 
@@ -261,7 +285,7 @@ def prepare(config: Config, load_data=None, features: bool = True):
 
 def run_search(config: Config, prepared: dict, verbose="auto") -> None:
     """Run the trials this process owns (all of them, or a distributed role's share)."""
-    from ftk.tuning.hypermodels import HeadHyperModel, RecipeHyperModel, _SpaceHyperModel
+    from ftk.tuning.hypermodels import HeadHyperModel, _SpaceHyperModel
 
     space, directory = prepared["space"], prepared["directory"]
     fit_verbose = 0 if verbose == 0 else 2
@@ -272,11 +296,9 @@ def run_search(config: Config, prepared: dict, verbose="auto") -> None:
         hypermodel = HeadHyperModel(
             config, space, prepared["features"], prepared["head"], fit_verbose
         )
-    else:
-        hypermodel = RecipeHyperModel(
-            config, space, prepared["task"], prepared["info"], prepared["splits"], fit_verbose
-        )
-    tuner = make_tuner(config, space, hypermodel, directory, path)
+    else:  # each trial builds a RecipeHyperModel in its own process (ftk.tuning.trial)
+        hypermodel = _SpaceHyperModel(config, space)
+    tuner = make_tuner(config, space, hypermodel, directory, path, fit_verbose)
     try:
         tuner.search(verbose=0 if verbose == 0 else 1)
     except RuntimeError as e:

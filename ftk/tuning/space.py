@@ -71,6 +71,11 @@ def trial_config(config: Config, values: dict[str, Any]) -> Config:
 def check_space(config: Config, space: dict[str, dict[str, Any]]) -> None:
     """Each value of the space, alone, must give a valid config (fails in seconds, naming the
     key, rather than after hours of failed trials)."""
+    try:
+        trial_config(config, {})
+    except ConfigError as e:
+        epochs = f" with tune.epochs={config.tune.epochs}" if config.tune.epochs else ""
+        raise ConfigError(f"The config of a trial{epochs} is not valid: {e}") from None
     for key, spec in space.items():
         candidates = spec.get("values") or [spec.get("value"), spec.get("min"), spec.get("max")]
         for value in [v for v in candidates if v is not None]:
@@ -106,8 +111,13 @@ def _ordered(values: list) -> bool:
 
 
 def values_of(hp, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The trial's value of every key of the space."""
-    return {key: hp.get(key) for key in space}
+    """The trial's value of every key of the space (floats to 10 significant digits: a grid
+    step of 0.1 gives 0.3, not 0.30000000000000004)."""
+    return {key: _tidy(hp.get(key)) for key in space}
+
+
+def _tidy(value):
+    return float(f"{value:.10g}") if isinstance(value, float) else value
 
 
 def baseline_values(config: Config, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
