@@ -142,6 +142,7 @@ class _FtkTrials:
         if self._ftk_path == "full":  # in its own process: see ftk.tuning.trial
             from ftk.tuning.trial import run_isolated
 
+            self.hypermodel.trial_config(trial.hyperparameters)  # an invalid mix fails here
             values = trial.hyperparameters.values
             parent = values.get("tuner/trial_id")
             history = run_isolated(
@@ -260,7 +261,7 @@ def prepare(config: Config, load_data=None, features: bool = True):
         ", ".join(space),
         config.tune.max_trials,
         f" or {config.tune.max_minutes:g} minutes" if config.tune.max_minutes else "",
-        f"cached features: {why}" if cached else f"full forward passes: {why}",
+        f"cached features: {why}" if cached else f"full trials, each in its own process ({why})",
     )
     prepared = {
         "space": space,
@@ -288,7 +289,8 @@ def run_search(config: Config, prepared: dict, verbose="auto") -> None:
     from ftk.tuning.hypermodels import HeadHyperModel, _SpaceHyperModel
 
     space, directory = prepared["space"], prepared["directory"]
-    fit_verbose = 0 if verbose == 0 else 2
+    quiet = verbose in (0, 2)  # `--quiet` runs fit with verbose=2: a search then prints nothing
+    fit_verbose = 0 if quiet else 2
     path = "cached" if prepared["cached"] else "full"
     if role() == "chief":  # serves the oracle; trains nothing
         hypermodel = _SpaceHyperModel(config, space)
@@ -300,7 +302,7 @@ def run_search(config: Config, prepared: dict, verbose="auto") -> None:
         hypermodel = _SpaceHyperModel(config, space)
     tuner = make_tuner(config, space, hypermodel, directory, path, fit_verbose)
     try:
-        tuner.search(verbose=0 if verbose == 0 else 1)
+        tuner.search(verbose=0 if quiet else 1)
     except RuntimeError as e:
         if "consecutive failures" not in str(e):
             raise
