@@ -389,7 +389,7 @@ def test_full_trial_runs_the_recipe_phases_in_its_epoch_window(tmp_path, tiny_pr
     epochs a trial trains (Hyperband continues trials from a later epoch)."""
     import keras_tuner
 
-    from ftk.tasks.runner import _load
+    from ftk.tasks.runner import load_task
     from ftk.tuning.hypermodels import RecipeHyperModel
 
     path = write_config(tmp_path, tiny_preset, tiny_csv)
@@ -397,7 +397,7 @@ def test_full_trial_runs_the_recipe_phases_in_its_epoch_window(tmp_path, tiny_pr
         path, ["recipe.name=two_phase", "tune.epochs=2", "train.steps_per_epoch=1"]
     )
     space = search_space(config)
-    task, splits, info = _load(config, None)
+    task, splits, info = load_task(config, None)
     hypermodel = RecipeHyperModel(config, space, task, info, splits, verbose=0)
     hp = keras_tuner.HyperParameters()
     hypermodel.declare_hyperparameters(hp)

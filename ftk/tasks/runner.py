@@ -60,7 +60,7 @@ def _start(config: Config, resume: Path | None) -> Config:
     return config
 
 
-def _load(config: Config, load_data: LoadData | None):
+def load_task(config: Config, load_data: LoadData | None):
     """The task, the seeded data splits and the resolved (and reachable) preset of a config."""
     import keras
 
@@ -121,7 +121,7 @@ def run(
 
     started = time.time()
     config = _start(config, resume)
-    task, splits, info = _load(config, load_data)
+    task, splits, info = load_task(config, load_data)
     labels = splits.label_names
     # The run directory is made only once the data and the preset are known good.
     run_dir = Path(resume) if resume is not None else new_run_dir(config)
@@ -240,7 +240,7 @@ def find_learning_rate(
 
     if phase not in ("finetune", "head"):
         raise ConfigError(f"--lr-find takes 'finetune' or 'head'. Received: {phase!r}")
-    task, splits, info = _load(config, load_data)
+    task, splits, info = load_task(config, load_data)
     model = build_model(task, info, config, len(splits.label_names))
     last = plan_phases(config, len(backbone_blocks(model.backbone)))[-1]
     trainable = "head" if phase == "head" else last.trainable

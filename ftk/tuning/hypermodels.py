@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from pathlib import Path
@@ -42,7 +43,7 @@ class _SpaceHyperModel(keras_tuner.HyperModel):
 
     def trial_config(self, hp) -> Config:
         try:
-            return trial_config(self.config, values_of(hp, self.space))
+            return trial_config(self.config, values_of(hp.values, self.space))
         except ConfigError as e:  # a combination of valid values that is not valid together
             raise keras_tuner.errors.FailedTrialError(str(e)) from None
 
@@ -183,7 +184,7 @@ def cache_features(config: Config, task, info, splits, directory: Path) -> tuple
     """The frozen backbone's output (the head's input) for the training and validation splits,
     computed once into `directory` (`<name>.npy`, reused while the key matches), and the head's
     layer configs. Returns `(features, head)`."""
-    from ftk.runs import read_json, write_json
+    from ftk.runs import read_json, write_atomic, write_json
     from ftk.tasks.runner import build_model
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -211,9 +212,9 @@ def cache_features(config: Config, task, info, splits, directory: Path) -> tuple
         features[f"{split}_x"] = np.asarray(extractor.predict(inputs, verbose=0), np.float32)
         features[f"{split}_y"] = np.asarray(examples.labels, np.int32)
     for name, array in features.items():
-        with (directory / f".{name}.tmp.npy").open("wb") as f:
-            np.save(f, array, allow_pickle=False)
-        (directory / f".{name}.tmp.npy").replace(directory / f"{name}.npy")
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        write_atomic(directory / f"{name}.npy", buffer.getvalue())
     shapes = {n: list(a.shape) for n, a in features.items()}
     write_json(meta_path, {"key": key, "head": head, "shapes": shapes})
     return features, head

@@ -16,10 +16,12 @@ import io
 import logging
 import math
 from pathlib import Path
+from statistics import median
 
 from ftk.config import Config, replace, to_toml, with_absolute_paths
 from ftk.errors import ConfigError
 from ftk.runs import read_json, write_atomic, write_json
+from ftk.tuning.space import by_section, maximized, values_of
 
 logger = logging.getLogger("ftk")
 
@@ -31,7 +33,7 @@ def read_trials(directory: Path, space: dict) -> list[dict]:
     """Every trial of the search in `directory`, in trial order."""
     from keras_tuner.engine.trial import Trial
 
-    from ftk.tuning.search import TRIAL_FILE
+    from ftk.tuning.search import TRIAL_FILE, last_line
 
     records = []
     for path in sorted(Path(directory).glob("trial_*/trial.json")):
@@ -49,7 +51,7 @@ def read_trials(directory: Path, space: dict) -> list[dict]:
             {
                 "trial": trial.trial_id,
                 "status": trial.status,
-                **values_of_record(values, space),
+                **values_of(values, space),
                 "score": None if trial.score is None else float(trial.score),
                 **metrics,
                 "best_epoch": None if trial.score is None else int(trial.best_step) + 1,
@@ -59,16 +61,10 @@ def read_trials(directory: Path, space: dict) -> list[dict]:
                 "trial_peak_rss_mb": extra.get("trial_peak_rss_mb"),
                 "worker": extra.get("worker"),
                 "path": extra.get("path"),
-                "message": (trial.message or "").strip().splitlines()[-1:] or None,
+                "message": last_line(trial.message),
             }
         )
     return records
-
-
-def values_of_record(values: dict, space: dict) -> dict:
-    from ftk.tuning.space import _tidy
-
-    return {key: _tidy(values.get(key)) for key in space}
 
 
 def best_trial(records: list[dict], objective: str) -> dict:
@@ -77,7 +73,7 @@ def best_trial(records: list[dict], objective: str) -> dict:
         raise ConfigError(
             "No trial of the search completed; see the trials table and the log for why."
         )
-    sign = -1 if objective.endswith("accuracy") else 1
+    sign = -1 if maximized(objective) else 1
     return min(done, key=lambda r: (sign * r["score"], r["trial"]))
 
 
@@ -86,8 +82,6 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, list):
-        return " ".join(map(str, value))
     return str(value)
 
 
@@ -194,10 +188,8 @@ def _all_numbers(values: list) -> bool:
 
 def best_config(config: Config, values: dict) -> Config:
     """The run's config with the best values and tuning off; paths made absolute."""
-    sections: dict[str, dict] = {"tune": {"enabled": False}}
-    for key, value in values.items():
-        section, name = key.split(".")
-        sections.setdefault(section, {})[name] = value
+    sections = by_section(values)
+    sections["tune"]["enabled"] = False
     return with_absolute_paths(replace(config, **sections))
 
 
@@ -217,6 +209,7 @@ def write_results(config: Config, space: dict, directory: Path) -> dict:
     baseline = first if first and _is_baseline(first) and config.tune.algorithm != "grid" else None
     tuned = best_config(config, values)
     write_atomic(directory / BEST_CONFIG, to_toml(tuned))
+    seconds = [r["seconds"] for r in records if r["seconds"]]
     summary = {
         "directory": str(directory),
         "objective": objective,
@@ -229,15 +222,7 @@ def write_results(config: Config, space: dict, directory: Path) -> dict:
         "best_config": str(directory / BEST_CONFIG),
         "table": str(directory / "trials.md"),
         "plot": str(directory / "trials.png"),
-        "median_trial_seconds": _median([r["seconds"] for r in records if r["seconds"]]),
+        "median_trial_seconds": median(seconds) if seconds else None,
     }
     write_json(directory / "best.json", summary)
     return summary
-
-
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

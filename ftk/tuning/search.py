@@ -28,7 +28,13 @@ import keras_tuner
 from ftk.config import Config, to_dict
 from ftk.errors import ConfigError, FtkError
 from ftk.runs import read_json, write_json
-from ftk.tuning.space import baseline_values, check_space, search_space, uses_cached_features
+from ftk.tuning.space import (
+    baseline_values,
+    check_space,
+    maximized,
+    search_space,
+    uses_cached_features,
+)
 
 logger = logging.getLogger("ftk")
 
@@ -75,7 +81,7 @@ def check_same_search(config: Config, directory: Path) -> None:
         )
 
 
-def _memory_mb() -> tuple[float, float]:
+def memory_mb() -> tuple[float, float]:
     """(current, peak) resident memory of this process in MB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
     try:
@@ -181,7 +187,7 @@ class _FtkTrials:
         seconds = time.monotonic() - self._started
         super().on_trial_end(trial)
         gc.collect()
-        current, peak = _memory_mb()
+        current, peak = memory_mb()
         write_json(
             Path(self.get_trial_dir(trial.trial_id)) / TRIAL_FILE,
             {
@@ -205,8 +211,7 @@ class _FtkTrials:
             peak,
         )
         if done.status in ("FAILED", "INVALID") and done.message:
-            reason = done.message.strip().splitlines()[-1]
-            logger.warning("Trial %s failed: %s", trial.trial_id, reason)
+            logger.warning("Trial %s failed: %s", trial.trial_id, last_line(done.message))
 
 
 class Tuner(_FtkTrials, keras_tuner.Tuner):
@@ -218,13 +223,22 @@ class HyperbandTuner(_FtkTrials, keras_tuner.Hyperband):
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
+def objective(config: Config) -> keras_tuner.Objective:
+    """`tune.objective` with its direction."""
+    name = config.tune.objective
+    return keras_tuner.Objective(name, "max" if maximized(name) else "min")
+
+
+def last_line(message: str | None) -> str | None:
+    """The last line of a trial's message (KerasTuner stores the whole traceback)."""
+    lines = (message or "").strip().splitlines()
+    return lines[-1] if lines else None
+
+
 def make_tuner(config: Config, space: dict, hypermodel, directory: Path, path: str, verbose=2):
-    objective = keras_tuner.Objective(
-        config.tune.objective, "max" if config.tune.objective.endswith("accuracy") else "min"
-    )
     hp = keras_tuner.HyperParameters()
     hypermodel.declare_hyperparameters(hp)
-    oracle = _oracle(config, space, objective, hp)
+    oracle = _oracle(config, space, objective(config), hp)
     cls = HyperbandTuner if config.tune.algorithm == "hyperband" else Tuner
     tuner = cls(
         oracle,
@@ -241,13 +255,13 @@ def make_tuner(config: Config, space: dict, hypermodel, directory: Path, path: s
 def prepare(config: Config, load_data=None, features: bool = True):
     """Check the space and the search directory, load the data and the preset, and (for a
     head-only search) cache the backbone's features. Returns what `run_search` needs."""
-    from ftk.tasks.runner import _load
+    from ftk.tasks.runner import load_task
 
     space = search_space(config)
     check_space(config, space)
     directory = tune_dir(config)
     check_same_search(config, directory)
-    task, splits, info = _load(config, load_data)
+    task, splits, info = load_task(config, load_data)
     if not len(splits.validation):
         raise ConfigError(
             f"tune.objective={config.tune.objective!r} is measured on the validation split, and "
@@ -271,7 +285,7 @@ def prepare(config: Config, load_data=None, features: bool = True):
         "info": info,
         "cached": cached,
     }
-    if not cached:  # what a trial process reads
+    if not cached and role() in (None, "chief"):  # what trial processes read; written once
         from ftk.tuning.trial import write_inputs
 
         write_inputs(directory, config, splits)
@@ -307,7 +321,7 @@ def run_search(config: Config, prepared: dict, verbose="auto") -> None:
         if "consecutive failures" not in str(e):
             raise
         failed = [t for t in tuner.oracle.trials.values() if t.status == "FAILED" and t.message]
-        reason = failed[-1].message.strip().splitlines()[-1] if failed else "see the log above"
+        reason = last_line(failed[-1].message) if failed else "see the log above"
         raise FtkError(
             f"The search stopped: {tuner.oracle.max_consecutive_failed_trials} trials in a row "
             f"failed. The last one: {reason}"

@@ -54,18 +54,29 @@ def search_space(config: Config) -> dict[str, dict[str, Any]]:
     return {key: search_spec(config, key, spec) for key, spec in space.items()}
 
 
-def trial_config(config: Config, values: dict[str, Any]) -> Config:
-    """`config` with the trial's values, `tune.epochs` epochs (if set) and tuning off."""
+def by_section(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`{"train.learning_rate": 1e-3}` -> `{"train": {"learning_rate": 1e-3}}` (Hyperband's
+    `tuner/...` bookkeeping left out), as `ftk.config.replace` takes them."""
     sections: dict[str, dict[str, Any]] = defaultdict(dict)
     for key, value in values.items():
-        if key.startswith("tuner/"):  # Hyperband's bookkeeping
-            continue
-        section, name = key.split(".")
-        sections[section][name] = value
+        if not key.startswith("tuner/"):
+            section, name = key.split(".")
+            sections[section][name] = value
+    return sections
+
+
+def trial_config(config: Config, values: dict[str, Any]) -> Config:
+    """`config` with the trial's values, `tune.epochs` epochs (if set) and tuning off."""
+    sections = by_section(values)
     if config.tune.epochs:
         sections["train"].setdefault("epochs", config.tune.epochs)
     sections["tune"]["enabled"] = False
     return replace(config, **sections)
+
+
+def maximized(objective: str) -> bool:
+    """Whether `tune.objective` is better higher (accuracy) or lower (loss)."""
+    return objective.endswith("accuracy")
 
 
 def check_space(config: Config, space: dict[str, dict[str, Any]]) -> None:
@@ -110,10 +121,10 @@ def _ordered(values: list) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def values_of(hp, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The trial's value of every key of the space (floats to 10 significant digits: a grid
-    step of 0.1 gives 0.3, not 0.30000000000000004)."""
-    return {key: _tidy(hp.get(key)) for key in space}
+def values_of(values: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A trial's value of every key of the space, from its hyperparameter values (floats to 10
+    significant digits: a grid step of 0.1 gives 0.3, not 0.30000000000000004)."""
+    return {key: _tidy(values.get(key)) for key in space}
 
 
 def _tidy(value):

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from ftk.runs import write_json
     from ftk.tasks import get_task
     from ftk.tuning.hypermodels import RecipeHyperModel
-    from ftk.tuning.search import _memory_mb
+    from ftk.tuning.search import memory_mb, objective
     from ftk.tuning.space import declare, search_space
 
     data = json.loads((args.directory / INPUTS / "data.json").read_text())
@@ -153,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
-        objective = config.tune.objective
-        direction = "max" if objective.endswith("accuracy") else "min"
-        callbacks.append(SaveBestEpoch(keras_tuner.Objective(objective, direction), args.save))
+        callbacks.append(SaveBestEpoch(objective(config), args.save))
     history = hypermodel.fit(
         hp, model, callbacks=callbacks, epochs=args.epochs, initial_epoch=args.initial_epoch
     )
@@ -163,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         args.directory / f"trial_{args.trial_id}" / HISTORY,
         {
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-            "peak_rss_mb": _memory_mb()[1],
+            "peak_rss_mb": memory_mb()[1],
         },
     )
     return 0
