@@ -211,6 +211,8 @@ def test_cached_and_full_paths_pick_the_same_learning_rate(tmp_path, pretrained_
         rows = trials(Path(search["directory"]))
         assert {r["path"] for r in rows} == {"cached" if cached else "full"}
         assert sorted(float(r["train.learning_rate"]) for r in rows) == [1e-6, 1e-4, 3e-2]
+        table = (Path(search["directory"]) / "trials.md").read_text()
+        assert search["baseline"] is None and "(baseline)" not in table  # grid: no baseline
         picked[cached] = search["best"]["values"]["train.learning_rate"]
         seconds[cached] = search["median_trial_seconds"]
         if not cached:

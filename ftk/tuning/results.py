@@ -85,7 +85,13 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write_tables(records: list[dict], space: dict, directory: Path, best: dict | None) -> None:
+def write_tables(
+    records: list[dict],
+    space: dict,
+    directory: Path,
+    best: dict | None,
+    baseline: dict | None = None,
+) -> None:
     columns = [
         "trial",
         "status",
@@ -111,20 +117,27 @@ def write_tables(records: list[dict], space: dict, directory: Path, best: dict |
         "|" + "---|" * len(columns),
     ]
     for record in records:
-        mark = " (best)" if best is not None and record["trial"] == best["trial"] else ""
         cells = [_cell(record.get(k)) for k in columns]
-        cells[0] += mark + (" (baseline)" if record is records[0] and _is_baseline(record) else "")
+        cells[0] += " (best)" if record is best else ""
+        cells[0] += " (baseline)" if record is baseline else ""
         lines.append("| " + " | ".join(cells) + " |")
     write_atomic(directory / "trials.md", "\n".join(lines) + "\n")
 
 
-def _is_baseline(record: dict) -> bool:
-    """Trial 0 trains the config as written (every algorithm but grid search)."""
-    return int(record["trial"]) == 0 and record.get("path") is not None
+def baseline_trial(records: list[dict], config: Config) -> dict | None:
+    """Trial 0, which trains the config as written (every algorithm but grid search)."""
+    if config.tune.algorithm == "grid" or not records or int(records[0]["trial"]) != 0:
+        return None
+    return records[0]
 
 
 def plot_trials(
-    records: list[dict], space: dict, objective: str, path: Path, best: dict | None = None
+    records: list[dict],
+    space: dict,
+    objective: str,
+    path: Path,
+    best: dict | None = None,
+    baseline: dict | None = None,
 ) -> str | None:
     """The objective of each completed trial against the learning rate (or the first numeric
     key searched), coloured by the searched regularization key; the best trial ringed in red,
@@ -149,8 +162,8 @@ def plot_trials(
             fig.colorbar(points, ax=ax, label=color_key)
         else:
             ax.scatter(xs, ys, s=60)
-        for record, ring, label in ((best, "red", "best"), (done[0], "black", "untuned")):
-            if record is not None and (label == "best" or _is_baseline(record)):
+        for record, ring, label in ((best, "red", "best"), (baseline, "black", "untuned")):
+            if record is not None and record["score"] is not None:
                 ax.scatter(
                     [record[x_key]],
                     [record["score"]],
@@ -197,16 +210,15 @@ def write_results(config: Config, space: dict, directory: Path) -> dict:
     """Tables, plot, `best.json` and `best_config.toml` for the search in `directory`."""
     objective = config.tune.objective
     records = read_trials(directory, space)
+    baseline = baseline_trial(records, config)
     try:
         best = best_trial(records, objective)
     except ConfigError:
-        write_tables(records, space, directory, None)
+        write_tables(records, space, directory, None, baseline)
         raise
-    write_tables(records, space, directory, best)
-    plot_trials(records, space, objective, directory / "trials.png", best)
+    write_tables(records, space, directory, best, baseline)
+    plot_trials(records, space, objective, directory / "trials.png", best, baseline)
     values = {key: best[key] for key in space}
-    first = records[0] if records else None
-    baseline = first if first and _is_baseline(first) and config.tune.algorithm != "grid" else None
     tuned = best_config(config, values)
     write_atomic(directory / BEST_CONFIG, to_toml(tuned))
     seconds = [r["seconds"] for r in records if r["seconds"]]
