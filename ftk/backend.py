@@ -9,8 +9,11 @@ from ftk.config import BACKENDS
 from ftk.errors import ConfigError
 
 
-def set_backend(backend: str) -> None:
+def set_backend(backend: str, cpu_devices: int = 0) -> None:
     """Select `backend` for Keras. Must run before the first `import keras`.
+
+    `cpu_devices` (`runtime.cpu_devices`) > 0 makes JAX show that many host devices (XLA's
+    `--xla_force_host_platform_device_count`); TensorFlow's are set in `ftk.distribute`.
 
     Example:
 
@@ -31,6 +34,10 @@ def set_backend(backend: str) -> None:
             )
         return
     os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax" and cpu_devices and "jax" not in sys.modules:
+        flag = "--xla_force_host_platform_device_count"
+        kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(flag)]
+        os.environ["XLA_FLAGS"] = " ".join([*kept, f"{flag}={cpu_devices}"])
     # TensorFlow's C++ start-up chatter hides the progress bar; keep warnings and errors.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if backend != "tensorflow":

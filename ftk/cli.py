@@ -101,6 +101,9 @@ def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None
 
 
 def _print_summary(summary: dict) -> None:
+    if "worker" in summary:  # a multi-worker run's non-chief worker
+        print(f"worker {summary['worker']}: training done; the chief wrote the run")
+        return
     export = summary.get("export") or {}
     lines = [
         f"test accuracy: {summary['test_accuracy']:.4f}   macro-F1: {summary['test_macro_f1']:.4f}",
@@ -156,7 +159,7 @@ def _train(args, load_data) -> int:
         config = load_run_config(args.resume)
     else:
         config = load_config(args.config, args.overrides)
-    set_backend(config.runtime.backend)
+    set_backend(config.runtime.backend, config.runtime.cpu_devices)
     if args.lr_find:
         return _lr_find(args, config, load_data)
     if args.tune or (config.tune.enabled and args.resume is None):

@@ -29,6 +29,9 @@ from typing import Any
 from ftk.errors import ConfigError
 
 BACKENDS = ("tensorflow", "jax", "torch")
+DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker", "tpu", "data_parallel")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+LR_SCALING = ("none", "linear", "sqrt")
 TASKS = ("text_classification", "image_classification")
 DATA_FORMATS = ("folder", "csv", "tfds")
 ON_BAD_IMAGES = ("error", "skip")
@@ -63,9 +66,15 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Keras backend (chosen before keras is imported)."""
+    """Keras backend (chosen before keras is imported), devices and precision (`ftk.distribute`)."""
 
     backend: str = "tensorflow"
+    distribution: str = "auto"
+    precision: str = "auto"
+    per_replica_batch: bool = False
+    scale_learning_rate: str = "none"
+    cpu_devices: int = 0
+    tpu: str = ""
 
 
 @dataclass(frozen=True)
@@ -352,6 +361,24 @@ def validate(config: Config) -> None:
 
     if config.runtime.backend not in BACKENDS:
         fail("runtime.backend", f"one of {', '.join(BACKENDS)}")
+    if config.runtime.distribution not in DISTRIBUTIONS:
+        fail("runtime.distribution", f"one of {', '.join(DISTRIBUTIONS)}")
+    if config.runtime.precision not in PRECISIONS:
+        fail("runtime.precision", f"one of {', '.join(PRECISIONS)}")
+    if config.runtime.scale_learning_rate not in LR_SCALING:
+        fail("runtime.scale_learning_rate", f"one of {', '.join(LR_SCALING)}")
+    allowed = {  # what each backend can run (ftk.distribute)
+        "tensorflow": ("auto", "none", "mirrored", "multi_worker", "tpu"),
+        "jax": ("auto", "none", "data_parallel", "tpu"),
+        "torch": ("auto", "none"),
+    }.get(config.runtime.backend, DISTRIBUTIONS)
+    if config.runtime.distribution not in allowed:
+        fail(
+            "runtime.distribution",
+            f"one of {', '.join(allowed)} with runtime.backend={config.runtime.backend!r}",
+        )
+    if not 0 <= config.runtime.cpu_devices <= 64:
+        fail("runtime.cpu_devices", "between 0 (as found) and 64")
     if not config.model.preset:
         fail("model.preset", "a preset name or a directory")
     if not 8 <= config.model.sequence_length <= 4096:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ftk.config import Config, update_config_file
 from ftk.data.splits import Splits
+from ftk.distribute import setup_runtime, worker_dir
 from ftk.errors import ConfigError, ExportError
 from ftk.runs import load_run_config, new_run_dir, read_json, save_run_config, write_json
 
@@ -120,18 +121,23 @@ def run(
     from ftk.training import save_weights
 
     started = time.time()
-    config = _start(config, resume)
+    config = user_config = _start(config, resume)
+    runtime, config = setup_runtime(config)  # before any TensorFlow or JAX computation
     task, splits, info = load_task(config, load_data)
     labels = splits.label_names
     # The run directory is made only once the data and the preset are known good.
-    run_dir = Path(resume) if resume is not None else new_run_dir(config)
+    if not runtime.is_chief:
+        run_dir = worker_dir(config, runtime.worker_index, fresh=resume is None)
+    else:
+        run_dir = Path(resume) if resume is not None else new_run_dir(config)
     logger.info("Run directory: %s", run_dir)
     save_run_config(
         run_dir,
-        config,
+        user_config,
         {
             "task": task.name,
             "backend": config.runtime.backend,
+            "runtime": runtime.to_json(),
             "preset": {k: v for k, v in asdict(info).items() if k != "tokenizer_kwargs"},
             "data_fingerprint": splits.fingerprint,
             "split_counts": splits.counts(),
@@ -144,15 +150,29 @@ def run(
     _log_data(splits)
 
     cross_validation = None
-    if config.recipe.cv_folds:
+    if config.recipe.cv_folds and runtime.is_chief:
         from ftk.crossval import cross_validate
 
+        # On one device: only the final model is trained under runtime.distribution.
         cross_validation = cross_validate(config, splits, task, info, run_dir, verbose)
         keras.utils.set_random_seed(config.run.seed)
-    model = build_model(task, info, config, len(labels))
-    train_ds = task.dataset(splits.train, config, True)
     val_ds = task.dataset(splits.validation, config, False) if len(splits.validation) else None
-    trained = train_phases(model, train_ds, val_ds, run_dir, config, len(splits.train), verbose)
+    with runtime.scope():
+        model = build_model(task, info, config, len(labels))
+        trained = train_phases(
+            model,
+            runtime.train_data(task.dataset(splits.train, config, True), len(splits.train)),
+            None if val_ds is None else runtime.eval_data(val_ds, len(splits.validation)),
+            run_dir,
+            config,
+            len(splits.train),
+            verbose,
+        )
+    if not runtime.is_chief:
+        logger.info("Worker %d: training done (the chief writes the run)", runtime.worker_index)
+        runtime.finish()
+        return {"worker": runtime.worker_index, "run_dir": str(run_dir)}
+    model = runtime.deployable(model, lambda: build_model(task, info, config, len(labels)))
     counts = trained["parameters"]
     logger.info(
         "Backbone %s: %s trainable of %s parameters at the end (recipe %s)",
@@ -214,6 +234,7 @@ def run(
         "export": exported,
     }
     write_json(run_dir / "summary.json", summary)
+    runtime.finish()
     return summary
 
 

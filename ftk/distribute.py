@@ -1,0 +1,425 @@
+"""Devices, distribution and precision of a run: `[runtime]` turned into a `Runtime`.
+
+`runtime.distribution`:
+
+- `"none"`: one device.
+- `"mirrored"` (TensorFlow): `tf.distribute.MirroredStrategy` over this machine's GPUs (or, with
+  `runtime.cpu_devices = N`, N logical CPU devices).
+- `"multi_worker"` (TensorFlow): `tf.distribute.MultiWorkerMirroredStrategy`; the cluster comes
+  from `TF_CONFIG`. Every worker runs the same command; the chief (worker 0) writes the run, the
+  others train into `<run.run_dir>/.workers/<index>/` and exit after training.
+- `"tpu"`: TensorFlow's `TPUStrategy` (`runtime.tpu` names the TPU; `""` = this TPU VM), or on
+  JAX data parallelism over the TPU cores.
+- `"data_parallel"` (JAX): `keras.distribution.DataParallel` over every device; several hosts
+  join through `keras.distribution.initialize()` (`KERAS_DISTRIBUTION_JOB_ADDRESSES`,
+  `KERAS_DISTRIBUTION_NUM_PROCESSES`, `KERAS_DISTRIBUTION_PROCESS_ID`).
+- `"auto"`: a TPU if this is a TPU machine, else data parallelism over several GPUs (mirrored on
+  TensorFlow, data_parallel on JAX; `TF_CONFIG` with several workers: multi_worker), else one
+  device. The torch backend always trains on one device.
+
+`runtime.precision = "auto"` is mixed_bfloat16 on TPUs and GPUs that compute in bfloat16
+(compute capability 8.0+), mixed_float16 on older GPUs (7.0+), float32 otherwise. Exports are
+always float32: after training, the weights are copied into a plain float32 model on one device
+(`Runtime.deployable`), which is what is evaluated, exported and verified.
+
+`train.batch_size` is the global batch unless `runtime.per_replica_batch` (then the global batch
+is `batch_size x replicas`); `runtime.scale_learning_rate` (`linear` or `sqrt`) multiplies the
+learning rates by how much the global batch grew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+from ftk.config import Config
+from ftk.errors import ConfigError
+
+logger = logging.getLogger("ftk")
+
+# Environment variables and device files that exist on TPU machines (checked without touching
+# the network: a cluster resolver may call the GCE metadata server).
+TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
+TPU_DEVICE_GLOBS = ("/dev/accel[0-9]*", "/dev/vfio/[0-9]*")
+WORKERS_DIR = ".workers"
+FINISH_TIMEOUT_MS = 24 * 3600 * 1000  # a dead chief ends the wait sooner (missed heartbeats)
+
+
+@dataclass(frozen=True)
+class Devices:
+    """What this process can see (`detect`)."""
+
+    tpu: bool = False
+    gpus: int = 0
+    gpu_capability: tuple[int, int] | None = None  # of the first GPU
+    workers: int = 1  # TF_CONFIG's workers, or JAX/Keras processes
+
+
+def tpu_present(environ=os.environ, globs=TPU_DEVICE_GLOBS) -> bool:
+    return any(environ.get(k) for k in TPU_ENV) or any(glob.glob(g) for g in globs)
+
+
+def cluster_workers(environ=os.environ) -> int:
+    """Workers (and chief) in `TF_CONFIG`, or processes in `KERAS_DISTRIBUTION_NUM_PROCESSES`."""
+    if environ.get("TF_CONFIG"):
+        try:
+            cluster = json.loads(environ["TF_CONFIG"]).get("cluster", {})
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"TF_CONFIG is not valid JSON ({e}).") from None
+        return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    return int(environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or 1)
+
+
+def choose(requested: str, backend: str, devices: Devices) -> tuple[str, str]:
+    """The distribution to use and why (pure: tested with made-up `Devices`)."""
+    if requested != "auto":
+        return requested, f"runtime.distribution = {requested!r}"
+    if backend == "torch":
+        reason = "the torch backend trains on one device in ftk"
+        if devices.gpus > 1:
+            reason += f" ({devices.gpus} GPUs found; DistributedDataParallel is not wired in)"
+        return "none", reason
+    if devices.tpu:
+        return "tpu", "a TPU was found"
+    if backend == "tensorflow" and devices.workers > 1:
+        return "multi_worker", f"TF_CONFIG lists {devices.workers} workers"
+    if backend == "jax" and devices.workers > 1:
+        return "data_parallel", f"{devices.workers} JAX processes"
+    if devices.gpus > 1:
+        kind = "mirrored" if backend == "tensorflow" else "data_parallel"
+        return kind, f"{devices.gpus} GPUs found"
+    return "none", f"{devices.gpus or 'no'} GPU{'s' if devices.gpus != 1 else ''} found"
+
+
+def choose_precision(requested: str, kind: str, devices: Devices) -> tuple[str, str]:
+    """The Keras dtype policy and why (pure)."""
+    if requested != "auto":
+        return requested, f"runtime.precision = {requested!r}"
+    if kind == "tpu":
+        return "mixed_bfloat16", "TPUs compute in bfloat16"
+    if devices.gpus and devices.gpu_capability:
+        major, minor = devices.gpu_capability
+        if major >= 8:
+            return "mixed_bfloat16", f"the GPU (compute capability {major}.{minor}) has bfloat16"
+        if major >= 7:
+            return "mixed_float16", f"the GPU (compute capability {major}.{minor}) has float16"
+    return "float32", "no GPU or TPU that computes faster in 16 bits"
+
+
+def scaled(config: Config, replicas: int) -> tuple[Config, int, float]:
+    """`config` with the global batch size and learning rates for `replicas` replicas."""
+    runtime, train = config.runtime, config.train
+    batch = train.batch_size * replicas if runtime.per_replica_batch else train.batch_size
+    growth = batch / train.batch_size
+    factor = {"none": 1.0, "linear": growth, "sqrt": growth**0.5}[runtime.scale_learning_rate]
+    if batch % replicas:
+        raise ConfigError(
+            f"The global batch ({batch}) must split evenly over {replicas} replicas. "
+            f"Received: train.batch_size={train.batch_size}. Use a multiple of {replicas}, or "
+            "runtime.per_replica_batch = true."
+        )
+    if runtime.scale_learning_rate != "none" and growth == 1:
+        logger.warning(
+            "runtime.scale_learning_rate=%r has no effect: the global batch did not grow "
+            "(set runtime.per_replica_batch = true to grow it with the replicas).",
+            runtime.scale_learning_rate,
+        )
+    if batch == train.batch_size and factor == 1.0:
+        return config, batch, factor
+    train = dataclasses.replace(train, batch_size=batch, learning_rate=train.learning_rate * factor)
+    recipe = dataclasses.replace(
+        config.recipe, head_learning_rate=config.recipe.head_learning_rate * factor
+    )
+    return dataclasses.replace(config, train=train, recipe=recipe), batch, factor
+
+
+@dataclass
+class Runtime:
+    """The resolved `[runtime]` of this process."""
+
+    backend: str
+    distribution: str
+    reason: str
+    precision: str
+    precision_reason: str
+    replicas: int = 1
+    is_chief: bool = True
+    worker_index: int = 0
+    strategy: object | None = field(default=None, repr=False)  # tf.distribute.Strategy
+    jax_distribution: object | None = field(default=None, repr=False)
+    global_batch_size: int = 0
+    learning_rate_factor: float = 1.0
+
+    @property
+    def distributed(self) -> bool:
+        return self.strategy is not None or self.jax_distribution is not None
+
+    def to_json(self) -> dict:
+        return {
+            "backend": self.backend,
+            "distribution": self.distribution,
+            "distribution_reason": self.reason,
+            "replicas": self.replicas,
+            "precision": self.precision,
+            "precision_reason": self.precision_reason,
+            "global_batch_size": self.global_batch_size,
+            "learning_rate_factor": self.learning_rate_factor,
+        }
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Where models are built and trained: the strategy or JAX distribution, and the
+        dtype policy."""
+        import keras
+
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.precision)
+        try:
+            if self.strategy is not None:
+                with self.strategy.scope():
+                    yield
+            elif self.jax_distribution is not None:
+                with self.jax_distribution.scope():
+                    yield
+            else:
+                yield
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def finish(self) -> None:
+        """Multi-worker: every worker waits here until the chief has evaluated and exported, so
+        no worker leaves while the chief runs (TensorFlow reports a departed worker as crashed).
+        """
+        if self.distribution != "multi_worker":
+            return
+        from tensorflow.python.eager import context
+
+        logger.info("Waiting for every worker (and the chief's export) to finish")
+        context.context().wait_at_barrier("ftk_run_finished", FINISH_TIMEOUT_MS)
+
+    def deployable(self, model, build):
+        """`model` itself, or (distributed or mixed precision) a float32 copy on one device,
+        built by `build()` outside the scope: what is evaluated, exported and verified."""
+        if not self.distributed and self.precision == "float32":
+            return model
+        copy = build()
+        copy.set_weights(model.get_weights())
+        logger.info("Evaluating and exporting a float32 copy of the trained weights on one device")
+        return copy
+
+    def train_data(self, ds, count: int):
+        """The training dataset (`count` examples) as this distribution needs it."""
+        import tensorflow as tf
+
+        if self.distribution == "multi_worker":
+            return ds.with_options(_shard_by_data())
+        if self.distribution == "tpu" and self.strategy is not None:
+            # TPUs want static shapes: the last partial batch is dropped.
+            return ds.rebatch(self.global_batch_size, drop_remainder=True)
+        drop = count % self.global_batch_size % self.replicas
+        if self.jax_distribution is None or not drop:
+            return ds
+        # JAX splits every batch evenly over the devices: the last batch loses `drop` (<
+        # replicas) examples, different ones each epoch as the data is reshuffled.
+        logger.info(
+            "%d example(s) of each epoch's last batch are left out (%d devices)",
+            drop,
+            self.replicas,
+        )
+        return (
+            ds.unbatch().take(count - drop).batch(self.global_batch_size).prefetch(tf.data.AUTOTUNE)
+        )
+
+    def eval_data(self, ds, count: int):
+        """A validation dataset of `count` examples as this distribution needs it: under JAX
+        data parallelism the last batch is padded to a multiple of the devices with examples of
+        weight 0 (they add nothing to the accuracy or to the loss's sum, though that batch's mean
+        loss is divided by its padded size)."""
+        if self.distribution == "multi_worker":
+            return ds.with_options(_shard_by_data())
+        if self.jax_distribution is None or count % self.replicas == 0:
+            return ds
+        return _pad_last_batch(ds, self.global_batch_size, -count % self.replicas)
+
+
+def worker_dir(config: Config, index: int, fresh: bool):
+    """Where a non-chief worker trains: `<run.run_dir>/.workers/<index>/`, emptied for a new
+    run (it holds only that worker's copies of the chief's checkpoints) and kept for --resume."""
+    import shutil
+
+    path = config.resolve_path(config.run.run_dir) / WORKERS_DIR / str(index)
+    if fresh and path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _shard_by_data():
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def _pad_last_batch(ds, batch_size: int, pad: int):
+    import tensorflow as tf
+
+    weighted = ds.unbatch().map(lambda x, y: (x, y, tf.ones((), tf.float32)))
+    padding = ds.unbatch().take(1).map(lambda x, y: (x, y, tf.zeros((), tf.float32)))
+    return weighted.concatenate(padding.repeat(pad)).batch(batch_size)
+
+
+def detect(backend: str, environ=os.environ) -> Devices:
+    """The devices of this process (no network calls)."""
+    tpu = tpu_present(environ)
+    workers = cluster_workers(environ)
+    gpus, capability = 0, None
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        physical = tf.config.list_physical_devices("GPU")
+        gpus = len(physical)
+        if physical:
+            details = tf.config.experimental.get_device_details(physical[0])
+            capability = details.get("compute_capability")
+    elif backend == "jax":
+        import jax
+
+        local = [d for d in jax.local_devices() if d.platform == "gpu"]
+        gpus = len(local)
+        if local and getattr(local[0], "compute_capability", None):
+            capability = tuple(int(p) for p in str(local[0].compute_capability).split(".")[:2])
+    elif backend == "torch":
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if gpus:
+            capability = torch.cuda.get_device_capability(0)
+    return Devices(tpu=tpu, gpus=gpus, gpu_capability=capability, workers=workers)
+
+
+def _split_cpu(count: int) -> None:
+    """TensorFlow: `count` logical CPU devices (before TensorFlow initialises its devices)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count
+        )
+    except RuntimeError:  # already initialised: fine if it already has them
+        if len(tf.config.list_logical_devices("CPU")) != count:
+            raise ConfigError(
+                f"runtime.cpu_devices={count} must be set before TensorFlow starts (run in a "
+                "fresh process)."
+            ) from None
+
+
+def _tf_worker() -> tuple[bool, int]:
+    """(is chief, index) of this TensorFlow worker, from TF_CONFIG."""
+    try:
+        task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}).") from None
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not cluster.get("chief"))
+    return chief, index + (1 if cluster.get("chief") and kind == "worker" else 0)
+
+
+def tpu_cluster_resolver(name: str):
+    """TensorFlow's TPU cluster resolver (tests replace this: it may call a metadata server)."""
+    import tensorflow as tf
+
+    return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name or "local")
+
+
+def _tf_strategy(kind: str, runtime_config) -> tuple[object, bool, int]:
+    import tensorflow as tf
+
+    from ftk.keras_fixes import patch_distributed_fit
+
+    if kind == "mirrored":
+        if runtime_config.cpu_devices:
+            _split_cpu(runtime_config.cpu_devices)
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+        chief, index = True, 0
+    elif kind == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ConfigError(
+                "runtime.distribution='multi_worker' reads the cluster from the TF_CONFIG "
+                "environment variable, which is not set (see the README: 'Several machines')."
+            )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        chief, index = _tf_worker()
+    else:  # tpu
+        resolver = tpu_cluster_resolver(runtime_config.tpu)
+        if runtime_config.tpu not in ("", "local"):
+            tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+        chief, index = True, 0
+    patch_distributed_fit()
+    return strategy, chief, index
+
+
+def _jax_distribution(runtime_config):
+    import jax
+    import keras
+
+    if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        keras.distribution.initialize()  # several processes (hosts) join one device mesh
+    return keras.distribution.DataParallel(devices=jax.devices()), jax.process_index() == 0
+
+
+def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
+    """Resolve `[runtime]` for this process (call before any TensorFlow/JAX computation), log
+    what was chosen and why, and return it with the config scaled for the replicas."""
+    runtime_config = config.runtime
+    backend = runtime_config.backend
+    if (
+        backend == "tensorflow"
+        and runtime_config.cpu_devices
+        and (runtime_config.distribution != "mirrored")
+    ):
+        _split_cpu(runtime_config.cpu_devices)
+    devices = detect(backend, environ)
+    kind, reason = choose(runtime_config.distribution, backend, devices)
+    precision, precision_reason = choose_precision(runtime_config.precision, kind, devices)
+    runtime = Runtime(backend, kind, reason, precision, precision_reason)
+    if backend == "tensorflow" and kind != "none":
+        runtime.strategy, runtime.is_chief, runtime.worker_index = _tf_strategy(
+            kind, runtime_config
+        )
+        runtime.replicas = runtime.strategy.num_replicas_in_sync
+    elif backend == "jax" and kind != "none":
+        runtime.jax_distribution, runtime.is_chief = _jax_distribution(runtime_config)
+        import jax
+
+        runtime.replicas = len(jax.devices())
+        runtime.worker_index = jax.process_index()
+    config, runtime.global_batch_size, runtime.learning_rate_factor = scaled(
+        config, runtime.replicas
+    )
+    logger.info(
+        "Runtime: %s backend, distribution %s (%s), %d replica(s), global batch %d%s; "
+        "precision %s (%s)",
+        backend,
+        kind,
+        reason,
+        runtime.replicas,
+        runtime.global_batch_size,
+        f", learning rates x{runtime.learning_rate_factor:g}"
+        if runtime.learning_rate_factor != 1
+        else "",
+        precision,
+        precision_reason,
+    )
+    return runtime, config
