@@ -139,6 +139,23 @@ def best_checkpoint(run_dir: Path) -> Path | None:
     return min(scored)[2] if scored else None
 
 
+def build_from_spec(model, dataset) -> None:
+    """Build the model, loss and metrics from the dataset's shapes before `fit`.
+
+    On JAX and torch, Keras' `fit` builds them by drawing one batch and then restarting the
+    dataset, so a shuffled dataset trains in its second shuffle order; TensorFlow's trains in
+    its first. Building from `element_spec` first (keras-hub's own preprocessing mapped over,
+    nothing drawn) gives every backend the same order: the same run on each. (On TensorFlow
+    under a strategy, `ftk.keras_fixes` does the same.)
+    """
+    if keras.backend.backend() == "tensorflow":
+        return
+    preprocess = getattr(model, "preprocess_samples", None)
+    if getattr(model, "preprocessor", None) is not None and preprocess is not None:
+        dataset = dataset.map(preprocess)  # what keras-hub's fit maps (tracing only)
+    model._symbolic_build(data_batch=dataset.element_spec)
+
+
 def fit(
     model,
     train_ds,
@@ -157,6 +174,7 @@ def fit(
     with warnings.catch_warnings():
         # keras-hub's Task.fit passes shuffle=True; the tf.data pipeline already shuffles.
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed")
+        build_from_spec(model, train_ds)
         history = model.fit(
             train_ds,
             validation_data=validation_ds,

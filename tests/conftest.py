@@ -54,14 +54,16 @@ def write_csv(path: Path, rows, header=("text", "label")) -> Path:
     return path
 
 
-def save_tiny_preset(path: Path, seed: int = 0) -> Path:
+def save_tiny_preset(path: Path, seed: int = 0, dropout: float = 0.1) -> Path:
     """A randomly initialised 2-layer BERT saved as a local keras-hub preset directory."""
     import keras
     import keras_hub
 
     keras.utils.set_random_seed(seed)
     vocab = tiny_vocabulary()
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), **TINY_BACKBONE)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocab), dropout=dropout, **TINY_BACKBONE
+    )
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
     backbone.save_to_preset(str(path))
     tokenizer.save_to_preset(str(path))

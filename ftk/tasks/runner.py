@@ -77,8 +77,13 @@ def load_task(config: Config, load_data: LoadData | None):
 
 
 def build_model(task, info, config: Config, num_classes: int):
-    """The task's model from the pretrained preset, with LoRA enabled if `model.lora_rank`."""
+    """The task's model from the pretrained preset, with LoRA enabled if `model.lora_rank`.
+
+    The head starts from the same weights on every backend (`ftk.models.head.seed_head`)."""
+    from ftk.models.head import seed_head
+
     model = task.build_model(info, config, num_classes)
+    seed_head(model, config.run.seed)
     if config.model.lora_rank:
         from ftk.models.lora import enable_lora
 
