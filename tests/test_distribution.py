@@ -215,7 +215,8 @@ def test_keras_20585_workaround_is_still_needed(tmp_path):
         ds = tf.data.Dataset.from_tensor_slices(({"x": x, "mask": mask}, y))
         ds = ds.batch(4)
         with strategy.scope():
-            inputs = {"x": keras.Input((4,), name="x"), "mask": keras.Input((), name="mask", dtype="bool")}
+            inputs = {"x": keras.Input((4,), name="x")}
+            inputs["mask"] = keras.Input((), name="mask", dtype="bool")
             out = keras.layers.Dense(2)(inputs["x"]) * keras.ops.expand_dims(
                 keras.ops.cast(inputs["mask"], "float32"), -1)
             model = keras.Model(inputs, out)
