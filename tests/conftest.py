@@ -114,6 +114,12 @@ def tiny_preset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def still_preset(tmp_path_factory) -> Path:
+    """The tiny BERT without dropout: runs on different devices or backends can match."""
+    return save_tiny_preset(tmp_path_factory.mktemp("still_bert"), dropout=0.0)
+
+
+@pytest.fixture(scope="session")
 def tiny_csv(tmp_path_factory) -> Path:
     return write_csv(tmp_path_factory.mktemp("data") / "train.csv", make_rows(40))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_tiny_preset, tiny_config_toml
+from conftest import tiny_config_toml
 
 from ftk.config import Config, RuntimeConfig, load_config
 from ftk.distribute import Devices, choose, choose_precision, cluster_workers, scaled, tpu_present
@@ -85,12 +85,6 @@ def _weights(run_dir: Path) -> dict:
 def _max_diff(a: dict, b: dict) -> float:
     assert a.keys() == b.keys() and a
     return max(float(np.abs(a[k] - b[k]).max()) for k in a)
-
-
-@pytest.fixture(scope="module")
-def still_preset(tmp_path_factory):
-    """The tiny BERT without dropout."""
-    return save_tiny_preset(tmp_path_factory.mktemp("still_bert"), dropout=0.0)
 
 
 @pytest.fixture(scope="module")

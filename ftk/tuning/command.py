@@ -26,11 +26,20 @@ def tune(
 ) -> dict:
     """Search (in this process, or with `workers` local worker processes), then train.
 
+    Trials run on one device in float32; the final run uses `[runtime]` (devices, precision).
+
     Returns `{"search": results summary, "run": the final run's summary or None}`. In
     KerasTuner's distributed mode a worker only runs its trials and returns `{}`.
     """
     from ftk.tuning.results import write_results
 
+    if config.runtime.distribution == "multi_worker" and not search_only:
+        raise FtkError(
+            "A search runs its trials on one device each, and a multi_worker run needs its "
+            "workers from the start: search first (--search-only), then train the best config "
+            "with runtime.distribution = 'multi_worker' (train.py --config "
+            "runs/tune/<name>/best_config.toml on every worker)."
+        )
     distributed_role = role()
     if distributed_role not in (None, "chief"):  # a worker: trials only
         run_search(config, prepare(config, load_data), verbose)
