@@ -384,12 +384,6 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
     what was chosen and why, and return it with the config scaled for the replicas."""
     runtime_config = config.runtime
     backend = runtime_config.backend
-    if (
-        backend == "tensorflow"
-        and runtime_config.cpu_devices
-        and (runtime_config.distribution != "mirrored")
-    ):
-        _split_cpu(runtime_config.cpu_devices)
     devices = detect(backend, environ)
     kind, reason = choose(runtime_config.distribution, backend, devices)
     precision, precision_reason = choose_precision(runtime_config.precision, kind, devices)
