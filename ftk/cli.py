@@ -218,9 +218,12 @@ def _lr_find(args, config, load_data) -> int:
         config_path=args.config if args.apply else None,
         verbose=2 if args.quiet else "auto",
     )
+    def rate(value) -> str:  # None: the sweep had no point of steepest descent
+        return "none" if value is None else f"{value:.2g}"
+
     print(
         f"suggested {summary['key']} = {summary['suggestion']:.2g}  ({summary['rule']} rule; "
-        f"steepest {summary['steepest']:.2g}, minimum/10 {summary['minimum_tenth']:.2g})\n"
+        f"steepest {rate(summary['steepest'])}, minimum/10 {rate(summary['minimum_tenth'])})\n"
         f"plot: {summary['plot']}"
     )
     if "backup" in summary:

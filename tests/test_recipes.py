@@ -255,7 +255,7 @@ def test_lr_find_command_plots_suggests_and_writes_only_when_asked(
 
     path, _ = run_config(tmp_path, tiny_preset, tiny_csv)
     original = path.read_text()
-    args = ["lr-find", "--config", str(path), "--lr-find-steps", "30", "--quiet"]
+    args = ["lr-find", "--config", str(path), "--lr-find-steps", "60", "--quiet"]
     assert ftk_main(args) == 0
     assert path.read_text() == original  # no --apply: the config is untouched
     (run_dir,) = (tmp_path / "runs").iterdir()
