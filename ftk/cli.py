@@ -218,6 +218,7 @@ def _lr_find(args, config, load_data) -> int:
         config_path=args.config if args.apply else None,
         verbose=2 if args.quiet else "auto",
     )
+
     def rate(value) -> str:  # None: the sweep had no point of steepest descent
         return "none" if value is None else f"{value:.2g}"
 
