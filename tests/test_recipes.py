@@ -280,6 +280,32 @@ def test_lr_find_command_plots_suggests_and_writes_only_when_asked(
     assert load_config(path).train.learning_rate == 3e-3  # the other key is unchanged
 
 
+def test_lr_find_command_prints_a_sweep_without_a_steepest_point(
+    tmp_path, tiny_preset, tiny_csv, capsys, monkeypatch
+):
+    """A sweep whose loss never falls has no steepest point (`null` in lr_find.json): the
+    command still prints its suggestion (minimum/10) and says 'none' for the steepest."""
+    from ftk.cli import main as ftk_main
+    from ftk.tasks import runner
+
+    def no_descent(config, load_data, **kwargs):
+        return {
+            "key": "train.learning_rate",
+            "suggestion": 1e-6,
+            "rule": "minimum_tenth",
+            "steepest": None,
+            "minimum_tenth": 1e-6,
+            "plot": str(tmp_path / "lr_find.png"),
+        }
+
+    monkeypatch.setattr(runner, "find_learning_rate", no_descent)
+    path, _ = run_config(tmp_path, tiny_preset, tiny_csv)
+    assert ftk_main(["lr-find", "--config", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "suggested train.learning_rate = 1e-06" in out
+    assert "steepest none, minimum/10 1e-06" in out
+
+
 def test_lr_find_command_errors(tmp_path, tiny_preset, tiny_csv, capsys):
     from ftk.cli import main as ftk_main
     from ftk.cli import train_main
