@@ -374,8 +374,6 @@ def _jax_distribution(runtime_config):
     import jax
     import keras
 
-    if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
-        keras.distribution.initialize()  # several processes (hosts) join one device mesh
     return keras.distribution.DataParallel(devices=jax.devices()), jax.process_index() == 0
 
 
@@ -384,6 +382,15 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
     what was chosen and why, and return it with the config scaled for the replicas."""
     runtime_config = config.runtime
     backend = runtime_config.backend
+    if (
+        backend == "jax"
+        and runtime_config.distribution in ("auto", "data_parallel", "tpu")
+        and environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
+    ):
+        import keras
+
+        # Several processes (hosts) join one device mesh: before JAX touches any device.
+        keras.distribution.initialize()
     devices = detect(backend, environ)
     kind, reason = choose(runtime_config.distribution, backend, devices)
     precision, precision_reason = choose_precision(runtime_config.precision, kind, devices)
