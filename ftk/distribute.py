@@ -64,13 +64,18 @@ def tpu_present(environ=os.environ, globs=TPU_DEVICE_GLOBS) -> bool:
     return any(environ.get(k) for k in TPU_ENV) or any(glob.glob(g) for g in globs)
 
 
+def _tf_config(environ) -> dict:
+    """`TF_CONFIG` as a dict (`{}` when unset)."""
+    try:
+        return json.loads(environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}).") from None
+
+
 def cluster_workers(environ=os.environ) -> int:
     """Workers (and chief) in `TF_CONFIG`, or processes in `KERAS_DISTRIBUTION_NUM_PROCESSES`."""
     if environ.get("TF_CONFIG"):
-        try:
-            cluster = json.loads(environ["TF_CONFIG"]).get("cluster", {})
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"TF_CONFIG is not valid JSON ({e}).") from None
+        cluster = _tf_config(environ).get("cluster", {})
         return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
     return int(environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or 1)
 
@@ -321,16 +326,13 @@ def _split_cpu(count: int) -> None:
             ) from None
 
 
-def _tf_worker() -> tuple[bool, int]:
+def _tf_worker(environ) -> tuple[bool, int]:
     """(is chief, index) of this TensorFlow worker, from TF_CONFIG."""
-    try:
-        task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}).") from None
+    tf_config = _tf_config(environ)
+    task, has_chief = tf_config.get("task", {}), bool(tf_config.get("cluster", {}).get("chief"))
     kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    chief = kind == "chief" or (kind == "worker" and index == 0 and not cluster.get("chief"))
-    return chief, index + (1 if cluster.get("chief") and kind == "worker" else 0)
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+    return chief, index + (1 if has_chief and kind == "worker" else 0)
 
 
 def tpu_cluster_resolver(name: str):
@@ -340,7 +342,8 @@ def tpu_cluster_resolver(name: str):
     return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name or "local")
 
 
-def _tf_strategy(kind: str, runtime_config) -> tuple[object, bool, int]:
+def _tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool, int]:
+    """(strategy, replicas, is chief, worker index)."""
     import tensorflow as tf
 
     from ftk.keras_fixes import patch_distributed_fit
@@ -352,13 +355,13 @@ def _tf_strategy(kind: str, runtime_config) -> tuple[object, bool, int]:
         strategy = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
         chief, index = True, 0
     elif kind == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
+        if not environ.get("TF_CONFIG"):
             raise ConfigError(
                 "runtime.distribution='multi_worker' reads the cluster from the TF_CONFIG "
                 "environment variable, which is not set (see the README: 'Several machines')."
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        chief, index = _tf_worker()
+        chief, index = _tf_worker(environ)
     else:  # tpu
         resolver = tpu_cluster_resolver(runtime_config.tpu)
         if runtime_config.tpu not in ("", "local"):
@@ -367,14 +370,17 @@ def _tf_strategy(kind: str, runtime_config) -> tuple[object, bool, int]:
         strategy = tf.distribute.TPUStrategy(resolver)
         chief, index = True, 0
     patch_distributed_fit()
-    return strategy, chief, index
+    return strategy, strategy.num_replicas_in_sync, chief, index
 
 
-def _jax_distribution(runtime_config):
+def _jax_distribution() -> tuple[object, int, bool, int]:
+    """(DataParallel over every device, replicas, is chief, process index)."""
     import jax
     import keras
 
-    return keras.distribution.DataParallel(devices=jax.devices()), jax.process_index() == 0
+    index = jax.process_index()
+    devices = jax.devices()
+    return keras.distribution.DataParallel(devices=devices), len(devices), index == 0, index
 
 
 def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
@@ -396,16 +402,13 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
     precision, precision_reason = choose_precision(runtime_config.precision, kind, devices)
     runtime = Runtime(backend, kind, reason, precision, precision_reason)
     if backend == "tensorflow" and kind != "none":
-        runtime.strategy, runtime.is_chief, runtime.worker_index = _tf_strategy(
-            kind, runtime_config
+        runtime.strategy, runtime.replicas, runtime.is_chief, runtime.worker_index = _tf_strategy(
+            kind, runtime_config, environ
         )
-        runtime.replicas = runtime.strategy.num_replicas_in_sync
     elif backend == "jax" and kind != "none":
-        runtime.jax_distribution, runtime.is_chief = _jax_distribution(runtime_config)
-        import jax
-
-        runtime.replicas = len(jax.devices())
-        runtime.worker_index = jax.process_index()
+        runtime.jax_distribution, runtime.replicas, runtime.is_chief, runtime.worker_index = (
+            _jax_distribution()
+        )
     config, runtime.global_batch_size, runtime.learning_rate_factor = scaled(
         config, runtime.replicas
     )
