@@ -16,7 +16,6 @@ randomly initialised head interpolates like every other weight).
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from ftk.errors import ConfigError
-from ftk.runs import write_atomic
 
 _EXTRA_FLOATS = ("bfloat16", "float8")
 
@@ -139,16 +137,13 @@ def plot_curve(
 
     The image is `size` inches at `dpi` (640 x 400 pixels by default), written atomically.
     """
-    # The Agg canvas for this figure only: no pyplot, no change to the global backend.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ftk.plots import new_figure, save_png
 
     path = Path(path)
     best = best_alpha(curve, metric)
     rows = sorted(curve, key=lambda row: row["alpha"])
     alphas = [row["alpha"] for row in rows]
-    fig = Figure(figsize=size, dpi=dpi)
-    FigureCanvasAgg(fig)
+    fig = new_figure(size, dpi)
     ax = fig.add_subplot()
     ax.plot(alphas, [row[metric] for row in rows], "o-", color="tab:blue", label=metric)
     ax.set_xlabel("α  (0 = pretrained, 1 = fine-tuned)")
@@ -167,11 +162,7 @@ def plot_curve(
     # Below the axes, where it cannot hide a curve.
     fig.legend(handles=handles, loc="lower center", ncols=3, fontsize="small", frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue())
-    return path
+    return save_png(fig, path)
 
 
 def alpha_grid(n: int) -> list[float]:

@@ -19,7 +19,6 @@ Typical use:
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import numbers
 import warnings
@@ -378,11 +377,7 @@ def plot_lr_find(result: LrFindResult, path, size=(8.0, 5.0), dpi: int = 100) ->
     """A PNG of the sweep: training loss against the learning rate (log axis), raw loss faint,
     smoothed loss bold, the suggestion marked. `size` inches at `dpi` (800 x 500 pixels by
     default); written atomically (a temporary file, then a rename) to `path` (`.png`)."""
-    # The Agg canvas for this figure only: no pyplot, no change to the global backend.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from ftk.runs import write_atomic
+    from ftk.plots import new_figure, save_png
 
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -394,8 +389,7 @@ def plot_lr_find(result: LrFindResult, path, size=(8.0, 5.0), dpi: int = 100) ->
     smoothed = np.asarray(result.smoothed, dtype=np.float64)
     finite = np.isfinite(smoothed)
 
-    fig = Figure(figsize=size, dpi=dpi)
-    FigureCanvasAgg(fig)
+    fig = new_figure(size, dpi)
     ax = fig.add_subplot()
     ax.plot(lrs, raw, color="tab:blue", alpha=0.3, linewidth=1, label="loss (per batch)")
     ax.plot(lrs, smoothed, color="tab:blue", linewidth=2.5, label="loss (centered average)")
@@ -427,11 +421,7 @@ def plot_lr_find(result: LrFindResult, path, size=(8.0, 5.0), dpi: int = 100) ->
     ax.grid(alpha=0.1, which="minor")
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue())
-    return path
+    return save_png(fig, path)
 
 
 def _loss_limits(raw: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:

@@ -142,16 +142,14 @@ def plot_trials(
     """The objective of each completed trial against the learning rate (or the first numeric
     key searched), coloured by the searched regularization key; the best trial ringed in red,
     the untuned baseline in black. Returns the x key."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ftk.plots import new_figure, save_png
 
     numeric = [k for k, s in space.items() if "min" in s or _all_numbers(s.get("values", []))]
     x_key = "train.learning_rate" if "train.learning_rate" in numeric else (numeric or [None])[0]
     color_key = next((k for k in REGULARIZATION_KEYS if k in numeric and k != x_key), None)
     done = [r for r in records if r["score"] is not None]
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    fig = new_figure((8, 5), 100)
+    ax = fig.add_subplot()
     if x_key is None or not done:
         ax.text(0.5, 0.5, "no completed trial with a numeric key", ha="center", va="center")
     else:
@@ -186,10 +184,7 @@ def plot_trials(
     ax.set_title(f"{len(done)} completed trial(s); labels are trial ids")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
+    save_png(fig, path)
     return x_key
 
 
