@@ -57,11 +57,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Where runs are written, and the seed."""
+    """Where runs are written, the seed, and what a run shows (progress, report)."""
 
     task: str = "text_classification"
     run_dir: str = "runs"
     seed: int = 42
+    quiet: bool = False
+    report_mistakes: int = 12
 
 
 @dataclass(frozen=True)
@@ -433,6 +435,8 @@ def validate(config: Config) -> None:
             fail(f"train.{key}", ">= 0 (0 turns it off)")
     if config.run.seed < 0:
         fail("run.seed", ">= 0")
+    if not 0 <= config.run.report_mistakes <= 100:
+        fail("run.report_mistakes", "in [0, 100]")
     _validate_recipe(config, fail)
     _validate_tune(config, fail)
     if not _NAME_RE.match(config.export.model_name):

@@ -5,6 +5,7 @@ import csv
 import os
 import random
 import socket
+import struct
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,11 @@ def tfds_data_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "DATA_DIR", str(data_dir))
     monkeypatch.setattr(gcs_utils, "_is_gcs_disabled", True)
     return data_dir
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, after checking the signature."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])

@@ -22,6 +22,7 @@ from ftk.config import Config, update_config_file
 from ftk.data.splits import Splits
 from ftk.distribute import setup_runtime, worker_dir
 from ftk.errors import ConfigError, ExportError
+from ftk.report import PROBABILITIES_FILE
 from ftk.runs import load_run_config, new_run_dir, read_json, save_run_config, write_json
 
 logger = logging.getLogger("ftk")
@@ -210,6 +211,7 @@ def run(
     if cross_validation is not None:
         metrics["cross_validation"] = cross_validation
     write_json(run_dir / "metrics.json", metrics)
+    np.save(run_dir / PROBABILITIES_FILE, probabilities, allow_pickle=False)
     write_json(
         run_dir / TEST_FILE,
         {"inputs": splits.test.inputs, "labels": splits.test.labels.astype(int).tolist()},
@@ -239,8 +241,25 @@ def run(
         "export": exported,
     }
     write_json(run_dir / "summary.json", summary)
+    summary["report"] = _report(run_dir)
     runtime.finish()
     return summary
+
+
+def _report(run_dir: Path) -> str | None:
+    """Write the run report; a failure is logged, not raised: the run and its exports stand."""
+    from ftk.report import write_report
+
+    try:
+        return write_report(run_dir)["html"]
+    except Exception as e:  # noqa: BLE001 (the report must never cost a finished run)
+        logger.warning(
+            "The report could not be written (%s: %s); rebuild it with: ftk report %s",
+            type(e).__name__,
+            e,
+            run_dir,
+        )
+        return None
 
 
 def find_learning_rate(
