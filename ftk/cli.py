@@ -159,6 +159,8 @@ def _print_summary(summary: dict) -> None:
                 f"{q['accuracy_int8']:.4f}, latency x{q['latency_ratio_int8_vs_float']:.2f} "
                 "of float ONNX)"
             )
+    if summary.get("report"):
+        lines.append(f"report:        {summary['report']}")
     print("\n".join(lines))
 
 
