@@ -66,6 +66,17 @@ def _setup_logging(quiet: bool) -> None:
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
 
 
+def _add_set(parser: argparse.ArgumentParser, dest: str, metavar: str, help: str) -> None:
+    parser.add_argument(
+        "--set",
+        dest=dest,
+        action="append",
+        default=[],
+        metavar=metavar,
+        help=f"{help} (repeatable)",
+    )
+
+
 def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None) -> None:
     parser.add_argument(
         "--config",
@@ -73,13 +84,8 @@ def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None
         default=default_config,
         help="TOML config file (default: %(default)s)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config key, e.g. --set train.epochs=2 (repeatable)",
+    _add_set(
+        parser, "overrides", "SECTION.KEY=VALUE", "override one config key, e.g. train.epochs=2"
     )
     parser.add_argument(
         "--resume",
@@ -482,14 +488,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="where (default: .)")
     new.add_argument("--no-input", action="store_true", help="take the defaults, ask nothing")
-    new.add_argument(
-        "--set",
-        dest="answers",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="answer one template question, e.g. --set project_name=Tickets (repeatable)",
-    )
+    _add_set(new, "answers", "KEY=VALUE", "answer one template question, e.g. project_name=Tickets")
     new.add_argument(
         "--templates", type=Path, help="a checkout of this repository (default: ftk's)"
     )
