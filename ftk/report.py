@@ -166,9 +166,10 @@ def plot_curves(history: list[dict], phases: list[dict], path: Path) -> Path:
                 transform=ax.get_xaxis_transform(),
                 ha="center",
                 va="bottom",
-                fontsize="x-small",
+                fontsize="small",
                 color="dimgray",
             )
+        ax.set_xlim(0.5, max(epochs) + 0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -197,7 +198,7 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> Path
     ax.tick_params(labelsize=font)
     if n <= 30:
         for (i, j), count in np.ndenumerate(confusion):
-            color = "white" if shares[i, j] > 0.6 else "black"
+            color = "white" if shares[i, j] > 0.6 else "black" if count else "silver"
             ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=font)
     ax.set_xlabel("predicted label")
     ax.set_ylabel("true label")
@@ -289,7 +290,9 @@ def _backbone_section(doc: _Doc, run: dict, metrics) -> None:
                 [
                     p["name"],
                     p["trainable"],
-                    f"{p['first_epoch']}-{p['last_epoch']}",
+                    str(p["first_epoch"])
+                    if p["first_epoch"] == p["last_epoch"]
+                    else f"{p['first_epoch']}-{p['last_epoch']}",
                     f"{p['learning_rate']:g}",
                     "-"
                     if p.get("trainable_parameters") is None
@@ -332,6 +335,8 @@ def _curves_section(doc: _Doc, run_dir: Path, metrics, out: Path) -> None:
     doc.para(
         f"{len(history)} epoch(s); last epoch: "
         + ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "epoch")
+        + ". Training values are averages over the epoch, with dropout on and the weights still "
+        "moving; validation values are measured at the epoch's end, so they can be the better ones."
     )
     for name, title in (("interpolation.png", "WiSE-FT"), ("lr_find.png", "LR finder")):
         if (run_dir / name).is_file():
@@ -458,7 +463,9 @@ def _exports_section(doc: _Doc, run_dir: Path, summary) -> None:
         return
     rows = [["SavedModel (TF Serving)", export["version_dir"]]]
     checks = [
-        (k[: -len("_max_abs_diff")], v) for k, v in export.items() if k.endswith("_max_abs_diff")
+        (_CHECKS.get(k, k[: -len("_max_abs_diff")]), v)
+        for k, v in export.items()
+        if k.endswith("_max_abs_diff")
     ]
     if "onnx" in export:
         rows.append(["ONNX", export["onnx"]])
@@ -479,6 +486,17 @@ def _exports_section(doc: _Doc, run_dir: Path, summary) -> None:
         [[name, f"{value:.2e}"] for name, value in checks],
     )
     doc.para(f"Verified on {export.get('examples', '?')} test examples before publishing.")
+
+
+_CHECKS = {
+    "savedmodel_max_abs_diff": "SavedModel serving_default",
+    "savedmodel_pixels_max_abs_diff": "SavedModel serving_pixels",
+    "onnx_max_abs_diff": "ONNX Runtime",
+    "litert_max_abs_diff": "LiteRT interpreter",
+    "rest_row_max_abs_diff": "TF Serving-style REST body, row JSON",
+    "rest_columnar_max_abs_diff": "TF Serving-style REST body, columnar JSON",
+    "grpc_max_abs_diff": "TF Serving-style gRPC PredictRequest",
+}
 
 
 def write_report(run_dir: Path, mistakes: int | None = None) -> dict[str, str]:
