@@ -618,7 +618,10 @@ def load_config(
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"Config file not found. Received: path={str(path)!r}")
+            raise ConfigError(
+                f"Config file not found. Received: path={str(path)!r}. Run this in a project "
+                "directory (`ftk new` makes one) or pass --config <file>."
+            )
         try:
             tree = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
