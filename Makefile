@@ -1,6 +1,8 @@
 # Two commands on a fresh machine (Python 3.11 + pip):
 #   make demo   bake the text template, fine-tune MiniLM-L6 on BBC News, export, verify
 #   make test   the whole test suite (lint included)
+# Benchmarks (bench/README.md): a table of measured ratios, also written to bench/results/<date>.md
+#   make bench   (BENCH_ARGS="--quick" for a smoke test, "--rows 1,3" for some rows)
 # And the image template's demo:
 #   make demo-image   bake the image template, fine-tune EfficientNet-Lite0 on Fashion-MNIST
 #                     (Debian dataset-fashion-mnist) or scikit-learn's digits, export, verify
@@ -17,7 +19,7 @@ IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
 # One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
 IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
-.PHONY: install demo demo-image test lint
+.PHONY: install demo demo-image test lint bench
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -57,3 +59,32 @@ lint: install
 
 test: lint
 	$(PY) -m pytest -q -ra tests
+
+# The benchmark runs in its own venv: row 2 compares with Hugging Face Transformers, which must
+# never be installed into .venv. Its .gitignore ("*") keeps git from seeing it, as Python 3.13's
+# venv does. BENCH_BASE=.venv layers it on an installed .venv (a .pth file) instead of a second
+# full install (~4.5 GB): only bench/requirements.txt is added, into .venv-bench.
+BENCH_VENV ?= .venv-bench
+BENCH_BASE ?=
+BENCH_PY := $(CURDIR)/$(BENCH_VENV)/bin/python
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	printf '*\n' > $(BENCH_VENV)/.gitignore
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+ifeq ($(strip $(BENCH_BASE)),)
+	$(BENCH_PY) -m pip install --quiet -e ".[jax,torch]" -r bench/requirements.txt
+	$(BENCH_PY) -m pip install --quiet --no-deps $(NODEPS)
+else
+	test -f $(BENCH_BASE)/.installed || $(MAKE) install VENV=$(BENCH_BASE)
+	$(BENCH_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > $(BENCH_VENV)/.purelib
+	$(abspath $(BENCH_BASE))/bin/python -c 'import sysconfig; print("import site; site.addsitedir(%r)" % sysconfig.get_paths()["purelib"])' \
+		> "$$(cat $(BENCH_VENV)/.purelib)/ftk-bench-base.pth"
+	$(BENCH_PY) -m pip install --quiet -r bench/requirements.txt
+endif
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	cd $(CURDIR) && $(BENCH_PY) -m bench.run $(BENCH_ARGS)

@@ -335,8 +335,9 @@ def _curves_section(doc: _Doc, run_dir: Path, metrics, out: Path) -> None:
     doc.para(
         f"{len(history)} epoch(s); last epoch: "
         + ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "epoch")
-        + ". Training values are averages over the epoch, with dropout on and the weights still "
-        "moving; validation values are measured at the epoch's end, so they can be the better ones."
+        + ". Training values are averages over the epoch, with dropout (and image augmentation) on "
+        "and the weights still moving; validation values are measured at the epoch's end, so they "
+        "can be the better ones."
     )
     for name, title in (("interpolation.png", "WiSE-FT"), ("lr_find.png", "LR finder")):
         if (run_dir / name).is_file():
