@@ -328,6 +328,7 @@ def _curves_section(doc: _Doc, run_dir: Path, metrics, out: Path) -> None:
     history = read_history(run_dir / "history.csv")
     if not history:
         doc.missing("no history.csv (no epoch finished)")
+        _extra_plots(doc, run_dir)
         return
     plot_curves(history, (metrics or {}).get("phases") or [], out / "curves.png")
     doc.image(run_dir, f"{REPORT_DIR}/curves.png", "training and validation curves")
@@ -339,6 +340,10 @@ def _curves_section(doc: _Doc, run_dir: Path, metrics, out: Path) -> None:
         "and the weights still moving; validation values are measured at the epoch's end, so they "
         "can be the better ones."
     )
+    _extra_plots(doc, run_dir)
+
+
+def _extra_plots(doc: _Doc, run_dir: Path) -> None:
     for name, title in (("interpolation.png", "WiSE-FT"), ("lr_find.png", "LR finder")):
         if (run_dir / name).is_file():
             doc.para(f"{title}:")

@@ -156,7 +156,13 @@ def test_export_and_verify_verbs(trained, capsys):
 def test_lr_find_and_tune_verbs(project, capsys, monkeypatch):
     monkeypatch.chdir(project)
     assert main(["lr-find", "--lr-find-steps", "12", "--quiet", *TRAIN[:6]]) == 0
-    assert "suggested train.learning_rate = " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "suggested train.learning_rate = " in out
+    # Its run directory gets a report too: the sweep's plot, the rest marked as not available.
+    sweep_dir = Path(out.split("plot: ")[1].split()[0]).parent
+    assert main(["report", str(sweep_dir)]) == 0
+    markdown = (sweep_dir / "report.md").read_text()
+    assert "![LR finder](lr_find.png)" in markdown and "Not available" in markdown
     search = [
         "--search-only",
         "--set",
