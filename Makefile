@@ -54,8 +54,8 @@ demo-image: install
 		--set export.verify_examples=500
 
 lint: install
-	$(VENV)/bin/ruff check --no-cache ftk tests templates
-	$(VENV)/bin/ruff format --no-cache --check ftk tests templates
+	$(VENV)/bin/ruff check --no-cache ftk tests templates bench
+	$(VENV)/bin/ruff format --no-cache --check ftk tests templates bench
 
 test: lint
 	$(PY) -m pytest -q -ra tests
