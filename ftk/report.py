@@ -75,16 +75,23 @@ class _Doc:
     def missing(self, why: str) -> None:
         self.para(f"_Not available: {why}._")
 
-    def table(self, header: list[str], rows: list[list]) -> None:
-        cells = [[_md_cell(c) for c in header]] + [[_md_cell(c) for c in row] for row in rows]
-        self.md.append("| " + " | ".join(cells[0]) + " |")
+    def table(self, header: list[str], rows: list[list], last: list[tuple[str, str]] = ()):
+        """A table of plain cells (escaped here); `last`, if given, is each row's final cell
+        already rendered, as (Markdown, HTML)."""
+        last = list(last) or [None] * len(rows)
+        self.md.append("| " + " | ".join(_md_cell(c) for c in header) + " |")
         self.md.append("|" + "|".join("---" for _ in header) + "|")
-        self.md.extend("| " + " | ".join(row) + " |" for row in cells[1:])
+        for row, extra in zip(rows, last, strict=True):
+            cells = [_md_cell(c) for c in row] + ([extra[0]] if extra else [])
+            self.md.append("| " + " | ".join(cells) + " |")
         self.md.append("")
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-            for row in rows
+            "<tr>"
+            + "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+            + (f"<td>{extra[1]}</td>" if extra else "")
+            + "</tr>"
+            for row, extra in zip(rows, last, strict=True)
         )
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
@@ -397,7 +404,7 @@ def _metrics_sections(doc: _Doc, run_dir: Path, metrics, out: Path) -> None:
     doc.para("Rows: true label; columns: predicted label; cells: test examples.")
 
 
-def _mistakes_section(doc: _Doc, run_dir: Path, run: dict, metrics, count: int, out: Path):
+def _mistakes_section(doc: _Doc, run_dir: Path, run: dict, metrics, count: int) -> None:
     doc.heading("Most confident mistakes")
     test = _read(run_dir, "test_split.json")
     path = run_dir / PROBABILITIES_FILE
@@ -418,16 +425,18 @@ def _mistakes_section(doc: _Doc, run_dir: Path, run: dict, metrics, count: int, 
     )
     images = run.get("task") == "image_classification"
     header = ["#", "true", "predicted", "p(predicted)", "p(true)", "image" if images else "text"]
-    md_rows, html_rows = [], []
+    rows, rendered = [], []
     for rank, i in enumerate(chosen, 1):
         guess = int(probabilities[i].argmax())
-        cells = [
-            rank,
-            names[labels[i]],
-            names[guess],
-            f"{probabilities[i, guess]:.3f}",
-            f"{probabilities[i, labels[i]]:.3f}",
-        ]
+        rows.append(
+            [
+                rank,
+                names[labels[i]],
+                names[guess],
+                f"{probabilities[i, guess]:.3f}",
+                f"{probabilities[i, labels[i]]:.3f}",
+            ]
+        )
         source = test["inputs"][i]
         if images:
             thumb = f"{REPORT_DIR}/mistakes/{rank:03d}.png"
@@ -442,20 +451,8 @@ def _mistakes_section(doc: _Doc, run_dir: Path, run: dict, metrics, count: int, 
         else:
             md_cell = _md_cell(_snippet(source))
             html_cell = html.escape(_snippet(source))
-        md_rows.append("| " + " | ".join([*(_md_cell(c) for c in cells), md_cell]) + " |")
-        html_rows.append(
-            "<tr>"
-            + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
-            + f"<td>{html_cell}</td></tr>"
-        )
-    doc.md.append("| " + " | ".join(header) + " |")
-    doc.md.append("|" + "|".join("---" for _ in header) + "|")
-    doc.md.extend(md_rows)
-    doc.md.append("")
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    doc.html.append(
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(html_rows)}</tbody></table>"
-    )
+        rendered.append((md_cell, html_cell))
+    doc.table(header, rows, rendered)
 
 
 def _exports_section(doc: _Doc, run_dir: Path, summary) -> None:
@@ -527,7 +524,7 @@ def write_report(run_dir: Path, mistakes: int | None = None) -> dict[str, str]:
     _data_section(doc, run)
     _curves_section(doc, run_dir, metrics, out)
     _metrics_sections(doc, run_dir, metrics, out)
-    _mistakes_section(doc, run_dir, run, metrics, mistakes, out)
+    _mistakes_section(doc, run_dir, run, metrics, mistakes)
     _exports_section(doc, run_dir, summary)
     doc.heading("Configuration")
     config = run_dir / CONFIG_FILE
