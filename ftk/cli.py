@@ -295,10 +295,13 @@ def _verify(args) -> int:
 
 
 def _report(args) -> int:
+    from ftk.config import MAX_REPORT_MISTAKES
     from ftk.report import write_report
 
-    if args.mistakes is not None and not 0 <= args.mistakes <= 100:
-        raise ConfigError(f"--mistakes must be in [0, 100]. Received: {args.mistakes}")
+    if args.mistakes is not None and not 0 <= args.mistakes <= MAX_REPORT_MISTAKES:
+        raise ConfigError(
+            f"--mistakes must be in [0, {MAX_REPORT_MISTAKES}]. Received: {args.mistakes}"
+        )
     paths = write_report(args.run_dir, args.mistakes)
     print(f"report: {paths['html']}\n        {paths['markdown']}")
     return 0
@@ -344,8 +347,7 @@ def _presets(args) -> int:
 def _guarded(fn, args) -> int:
     """Run a command: errors the user can fix print one line and exit 2, anything else one line
     and exit 1 (with --debug, the traceback)."""
-    _setup_logging(getattr(args, "quiet", False))
-    set_quiet(getattr(args, "quiet", False))
+    _set_quiet(getattr(args, "quiet", False))
     try:
         return fn(args)
     except FtkError as e:
@@ -474,7 +476,6 @@ def _build_parser() -> argparse.ArgumentParser:
             help=summary,
             description=summary[0].upper() + summary[1:] + ".",
             epilog=epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     for name in ("train", "lr-find", "tune"):
         _add_train_args(verbs[name], Path("config.toml"))

@@ -52,6 +52,7 @@ NOT_SEARCHABLE = (
 )
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
 _TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
+MAX_REPORT_MISTAKES = 100  # run.report_mistakes and `ftk report --mistakes`
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -435,8 +436,8 @@ def validate(config: Config) -> None:
             fail(f"train.{key}", ">= 0 (0 turns it off)")
     if config.run.seed < 0:
         fail("run.seed", ">= 0")
-    if not 0 <= config.run.report_mistakes <= 100:
-        fail("run.report_mistakes", "in [0, 100]")
+    if not 0 <= config.run.report_mistakes <= MAX_REPORT_MISTAKES:
+        fail("run.report_mistakes", f"in [0, {MAX_REPORT_MISTAKES}]")
     _validate_recipe(config, fail)
     _validate_tune(config, fail)
     if not _NAME_RE.match(config.export.model_name):
