@@ -40,7 +40,8 @@ logger = logging.getLogger("ftk")
 
 SEARCH_FILE = "search.json"  # the config the search was started with
 TRIAL_FILE = "ftk_trial.json"  # per trial: seconds, memory, worker, path
-# Keys that may change between runs of one search: the budget, and what a run shows.
+# Keys that may change between runs of one search: the budget and what a run shows (and, in
+# _search_tree, the whole [export] section: where exports go).
 _MAY_CHANGE = {
     "tune.enabled",
     "tune.max_trials",
