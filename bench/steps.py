@@ -78,6 +78,21 @@ def backend_mode(args) -> None:
     )
 
 
+def alternating(entries, steps: int, repeats: int, timer):
+    """Per repetition, `{name: step end times}` of `steps` timed steps of each `(name, model,
+    dataset, fit)`, the order reversed every other repetition; each fit runs one step longer
+    than timed (its first step starts an iterator)."""
+    for i in range(repeats):
+        order = entries if i % 2 == 0 else entries[::-1]
+        yield (
+            i,
+            {
+                name: fit_steps(m, data.repeat(), steps + 1, timer, fit)
+                for name, m, data, fit in order
+            },
+        )
+
+
 def minimal_keras_hub(config, texts, labels, num_classes):
     """What a user writes with keras-hub alone: `TextClassifier.from_preset` on the same
     directory, AdamW at the same rate, the same batch, sequence length and shuffle buffer."""
@@ -119,14 +134,9 @@ def overhead_mode(args) -> None:
     log("warm-up: ftk, then keras-hub")
     fit_steps(model, train.repeat(), args.warmup, timer)
     fit_steps(raw, raw_data.repeat(), args.warmup, timer)
-    for i in range(args.repeats):
-        # Alternating, each fit one step longer than timed (its first step starts an iterator).
-        order = [("ftk", model, train), ("raw", raw, raw_data)]
-        if i % 2:
-            order.reverse()
-        out = {}
-        for name, m, data in order:
-            out[name] = rate(fit_steps(m, data.repeat(), args.steps + 1, timer))
+    entries = [("ftk", model, train, None), ("raw", raw, raw_data, None)]
+    for i, ends in alternating(entries, args.steps, args.repeats, timer):
+        out = {name: rate(e) for name, e in ends.items()}
         emit(rep=i, ftk_steps_s=out["ftk"], raw_steps_s=out["raw"])
         log(f"rep {i}: ftk {out['ftk']:.3f} steps/s, keras-hub {out['raw']:.3f} steps/s")
     emit(summary=True, batch=config.train.batch_size, peak_rss_mb=peak_rss_mb())
@@ -157,14 +167,9 @@ def pipeline_mode(args) -> None:
     timer = step_timer()
     fit_steps(model, train.repeat(), args.warmup, timer)
     fit_steps(model, cached.repeat(), args.warmup, timer, plain_fit)
-    for i in range(args.repeats):
-        order = [("pipeline", train, None), ("cached", cached, plain_fit)]
-        if i % 2:
-            order.reverse()
-        out = {}
-        for name, data, fit in order:
-            ends = fit_steps(model, data.repeat(), args.steps + 1, timer, fit)
-            out[name] = 1.0 / rate(ends)
+    entries = [("pipeline", model, train, None), ("cached", model, cached, plain_fit)]
+    for i, ends in alternating(entries, args.steps, args.repeats, timer):
+        out = {name: 1.0 / rate(e) for name, e in ends.items()}
         emit(rep=i, pipeline_s_step=out["pipeline"], cached_s_step=out["cached"])
         log(f"rep {i}: pipeline {out['pipeline']:.3f} s/step, cached {out['cached']:.3f} s/step")
     emit(summary=True, batch=config.train.batch_size, cached_batches=batches)
