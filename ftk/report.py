@@ -543,12 +543,14 @@ def write_report(run_dir: Path, mistakes: int | None = None) -> dict[str, str]:
 
 
 def _configured_mistakes(run_dir: Path) -> int:
+    """The run's `run.report_mistakes`, or its default when the run's config cannot be read."""
+    from ftk.config import RunConfig
     from ftk.runs import load_run_config
 
     try:
         return load_run_config(run_dir).run.report_mistakes
     except (ConfigError, OSError, json.JSONDecodeError):
-        return 12
+        return RunConfig.report_mistakes
 
 
 _HTML = """<!DOCTYPE html>
