@@ -13,12 +13,12 @@ import pytest
 from PIL import Image, features
 
 from ftk.config import DataConfig
+from ftk.data.augment import affine_transforms, augment_batch, augments
 from ftk.data.images import (
     IMAGE_SUFFIXES,
     MAX_LISTED,
     AugmentConfig,
     Skipped,
-    augmentation_layers,
     check_images,
     decode_and_resize,
     image_dataset,
@@ -491,20 +491,82 @@ def test_full_augmentation_stays_in_range(tmp_path):
     assert not np.all(images[:, :, :8] == 0)  # rotation, zoom or contrast moved pixels
 
 
-def test_augmentation_layers():
+def transform(images: np.ndarray, flip: float, angle: float, scale: float) -> np.ndarray:
+    import tensorflow as tf
+
+    b, h, w, _ = images.shape
+    fill = lambda value: tf.fill([b], float(value))  # noqa: E731
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=affine_transforms(fill(flip), fill(angle), fill(scale), h, w),
+        output_shape=[h, w],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    ).numpy()
+
+
+def test_one_affine_transform_equals_the_keras_layers():
     import keras
 
-    layers = augmentation_layers(AugmentConfig())
-    assert [type(layer) for layer in layers.layers] == [
-        keras.layers.RandomFlip,
-        keras.layers.RandomRotation,
-        keras.layers.RandomZoom,
-        keras.layers.RandomContrast,
-    ]
-    assert tuple(layers.layers[3].value_range) == (0, 255)
-    only_zoom = augmentation_layers(AugmentConfig(flip=False, rotation=0, contrast=0))
-    assert [type(layer) for layer in only_zoom.layers] == [keras.layers.RandomZoom]
-    assert augmentation_layers(AugmentConfig(flip=False, rotation=0, zoom=0, contrast=0)) is None
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (2, 20, 28, 3)).astype("float32")
+    rotated = keras.layers.RandomRotation((0.07, 0.07))(images, training=True)
+    zoomed_out = keras.layers.RandomZoom((0.2, 0.2))(images, training=True)
+    zoomed_in = keras.layers.RandomZoom((-0.15, -0.15))(images, training=True)
+
+    np.testing.assert_allclose(transform(images, 1, 2 * np.pi * 0.07, 1), rotated, atol=1e-2)
+    np.testing.assert_allclose(transform(images, 1, 0, 1.2), zoomed_out, atol=1e-2)
+    np.testing.assert_allclose(transform(images, 1, 0, 0.85), zoomed_in, atol=1e-2)
+    np.testing.assert_array_equal(transform(images, -1, 0, 1), images[:, :, ::-1])
+    # Composed in the layers' order: flip first, then rotate (a quarter turn, nearest pixels).
+    square = images[:, :16, :16]
+    quarter = keras.layers.RandomRotation((0.25, 0.25), interpolation="nearest")
+    expected = quarter(square[:, :, ::-1], training=True)
+    np.testing.assert_allclose(transform(square, -1, np.pi / 2, 1), expected, atol=1e-2)
+
+
+def test_augment_batch_draws_from_its_seed():
+    import tensorflow as tf
+
+    images = tf.constant(np.random.default_rng(1).uniform(0, 255, (4, 12, 12, 3)), tf.float32)
+    strong = AugmentConfig(rotation=0.2, zoom=0.3, contrast=0.9)
+
+    def run(seed, config=strong, images=images):
+        return augment_batch(images, tf.constant(seed, tf.int64), config).numpy()
+
+    np.testing.assert_array_equal(run(5), run(5))
+    assert np.abs(run(5) - run(6)).max() > 1.0
+    assert run(5).min() >= 0.0 and run(5).max() <= 255.0
+    contrast_only = AugmentConfig(flip=False, rotation=0, zoom=0, contrast=0.5)
+    grey = images * 0.2 + 100.0  # no pixel leaves 0..255 at contrast 1.5
+    changed = run(5, contrast_only, grey)
+    # Contrast keeps each image's channel means, and scales the spread around them.
+    np.testing.assert_allclose(changed.mean(axis=(1, 2)), grey.numpy().mean(axis=(1, 2)), atol=1e-3)
+    assert not np.allclose(changed.std(axis=(1, 2)), grey.numpy().std(axis=(1, 2)))
+    assert augments(AugmentConfig()) and augments(contrast_only)
+    assert not augments(AugmentConfig(flip=False, rotation=0, zoom=0, contrast=0))
+    assert not augments(None)
+
+
+def test_augmented_pipeline_is_reproducible_and_new_every_epoch(tmp_path):
+    pixels = np.random.default_rng(2).integers(0, 256, (16, 16, 3), np.uint8)
+    paths = [str(save(tmp_path / f"{i}.png", Image.fromarray(pixels))) for i in range(12)]
+    examples = Examples(paths, np.zeros([12], np.int32))
+
+    def pipeline(seed):
+        return image_dataset(
+            examples, (16, 16), batch_size=4, shuffle_buffer=12, seed=seed, augment=AugmentConfig()
+        )
+
+    ds = pipeline(7)
+    first, second = batches(ds)[0], batches(ds)[0]
+    again = batches(pipeline(7))[0]
+    other = batches(pipeline(8))[0]
+
+    np.testing.assert_array_equal(first, again)  # the same seed, the same run
+    assert np.abs(first - second).max() > 1.0  # a new epoch draws anew
+    assert np.abs(first - other).max() > 1.0
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,13 +33,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ftk.config import AugmentConfig, DataConfig
+from ftk.data.augment import augment_batch, augments
 from ftk.data.csv_records import read_records
 from ftk.data.splits import Examples, Row, Skipped, Splits, build_splits
 from ftk.errors import ConfigError, DataError
 from ftk.progress import progress
 
 if TYPE_CHECKING:
-    import keras
     import tensorflow as tf
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -411,44 +411,6 @@ def decode_and_resize(path_tensor: tf.Tensor, image_size: tuple[int, int]) -> tf
 # --------------------------------------------------------------------------------------------
 
 
-def augmentation_layers(config: AugmentConfig, seed: int | None = None) -> keras.Sequential | None:
-    """Keras random layers for `config` (images are 0..255 floats), or `None` if all are off.
-
-    Example:
-
-    ```python
-    layers = augmentation_layers(AugmentConfig(zoom=0.0))   # flip, rotation, contrast
-    ```
-    """
-    import keras
-
-    def layer_seed(i: int) -> int | None:
-        return None if seed is None else seed + i
-
-    layers = []
-    if config.flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=layer_seed(0)))
-    if config.rotation:
-        layers.append(keras.layers.RandomRotation(config.rotation, seed=layer_seed(1)))
-    if config.zoom:
-        layers.append(keras.layers.RandomZoom(config.zoom, seed=layer_seed(2)))
-    if config.contrast:
-        layers.append(
-            keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=layer_seed(3))
-        )
-    return keras.Sequential(layers, name="augmentation") if layers else None
-
-
-def _augment(layers: keras.Sequential, images: tf.Tensor) -> tf.Tensor:
-    import tensorflow as tf
-
-    # Layer by layer: each random layer runs in tf.data on any Keras backend; a Sequential
-    # call would go through the backend's own ops.
-    for layer in layers.layers:
-        images = layer(images, training=True)
-    return tf.clip_by_value(images, 0.0, 255.0)
-
-
 def image_dataset(
     examples: Examples,
     image_size: tuple[int, int],
@@ -487,12 +449,15 @@ def image_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     ds = ds.batch(batch_size)
-    layers = augmentation_layers(augment, seed) if augment is not None else None
-    if layers is not None:
-        # Sequential on purpose: the random layers draw from one seeded generator, and
-        # parallel calls would draw in a different order on every run (measured: the same
-        # seed gave different accuracies); decoding above stays parallel.
-        ds = ds.map(lambda images, label: (_augment(layers, images), label))
+    if augments(augment):
+        # Each batch carries its own seed (new ones every epoch, the same ones every run with
+        # the same `seed`), so augmenting in parallel still draws the same numbers.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda batch, key: (augment_batch(batch[0], key, augment), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
