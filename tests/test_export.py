@@ -99,8 +99,12 @@ def test_export_layout_and_agreement(finished_run):
     assert not [p for p in version_dir.parent.iterdir() if p.name.startswith(".staging")]
     import onnx
 
-    props = {p.key: p.value for p in onnx.load(version_dir / "onnx" / "model.onnx").metadata_props}
+    proto = onnx.load(version_dir / "onnx" / "model.onnx")
+    props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props["labels"]) == ["music", "sport", "tech"]
+    ops = [node.op_type for node in proto.graph.node]
+    # Every layer norm of the tiny BERT (embeddings + 2 per layer) is one ONNX node.
+    assert ops.count("LayerNormalization") >= 3 and "GlobalAveragePool" not in ops
 
 
 def test_savedmodel_signature_for_tf_serving(finished_run):

@@ -63,8 +63,12 @@ def _convert(forward, specs, path: Path, metadata: dict[str, str] | None) -> Non
     import onnx
     import tf2onnx
 
+    from ftk.export.layer_norm import rewrite_layer_norm
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    proto, _ = tf2onnx.convert.from_function(forward, input_signature=specs, opset=OPSET)
+    proto, _ = tf2onnx.convert.from_function(
+        forward, input_signature=specs, opset=OPSET, custom_rewriter=[rewrite_layer_norm]
+    )
     for key, value in (metadata or {}).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save_model(proto, str(path))
