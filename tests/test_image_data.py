@@ -536,6 +536,11 @@ def test_augment_batch_draws_from_its_seed():
         return augment_batch(images, tf.constant(seed, tf.int64), config).numpy()
 
     np.testing.assert_array_equal(run(5), run(5))
+    unknown_size = tf.function(  # a graph where the image size is not known until it runs
+        lambda x, key: augment_batch(x, key, strong),
+        input_signature=[tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([], tf.int64)],
+    )
+    np.testing.assert_allclose(unknown_size(images, tf.constant(5, tf.int64)), run(5), atol=1e-3)
     assert np.abs(run(5) - run(6)).max() > 1.0
     assert run(5).min() >= 0.0 and run(5).max() <= 255.0
     contrast_only = AugmentConfig(flip=False, rotation=0, zoom=0, contrast=0.5)

@@ -40,12 +40,13 @@ def augments(config: AugmentConfig | None) -> bool:
 
 
 def affine_transforms(
-    flip: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, height: int, width: int
+    flip: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, height, width
 ) -> tf.Tensor:
     """`[b, 8]` projective transforms (output pixel -> input pixel, as
     `ImageProjectiveTransformV3` takes them) equal to Keras' `RandomFlip("horizontal")` where
     `flip` is -1, then `RandomRotation` by `angle` radians, then `RandomZoom` by `scale`
-    (> 1 zooms out), all about the image centre. `flip`, `angle`, `scale`: float32 `[b]`."""
+    (> 1 zooms out), all about the image centre. `flip`, `angle`, `scale`: float32 `[b]`;
+    `height`, `width`: numbers or float32 scalars."""
     import tensorflow as tf
 
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
@@ -65,8 +66,9 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> 
     int64 scalar, as `tf.data.Dataset.random` yields); the result stays in 0..255."""
     import tensorflow as tf
 
-    size = tf.shape(images)[0:1]
-    height, width = images.shape[1], images.shape[2]
+    shape = tf.shape(images)
+    size = shape[0:1]
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     keys = tf.random.experimental.stateless_split(tf.stack([seed, tf.constant(0, tf.int64)]), 4)
 
     def uniform(i: int, low: float, high: float) -> tf.Tensor:
@@ -81,7 +83,7 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> 
         images = tf.raw_ops.ImageProjectiveTransformV3(
             images=images,
             transforms=affine_transforms(flip, angle, scale, height, width),
-            output_shape=tf.shape(images)[1:3],
+            output_shape=shape[1:3],
             fill_value=0.0,
             interpolation="BILINEAR",
             fill_mode="REFLECT",
