@@ -3,6 +3,7 @@ cached-feature path against the full path, resume after a kill, Hyperband contin
 the results files, flat memory, and the final training with the best values."""
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -10,12 +11,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 import keras
 import pytest
 from conftest import REPO, make_rows, tiny_config_toml, tiny_vocabulary, write_csv
 
-from ftk.config import load_config
+from ftk.config import AugmentConfig, load_config
 from ftk.errors import ConfigError
 from ftk.tuning.command import tune
 from ftk.tuning.space import search_space, trial_config, uses_cached_features
@@ -126,6 +128,15 @@ def test_space_from_config_and_errors(tmp_path, tiny_preset, tiny_csv):
         False,
     )
     assert uses_cached_features(spaced, space)[0] is False  # model.trainable is searched
+    images = dataclasses.replace(
+        config,
+        run=dataclasses.replace(config.run, task="image_classification"),
+        model=dataclasses.replace(config.model, trainable="head"),
+    )
+    plain = dataclasses.replace(images, augment=AugmentConfig(False, 0.0, 0.0, 0.0))
+    assert uses_cached_features(plain, search_space(config)) == (True, ANY)
+    cached, why = uses_cached_features(images, search_space(config))  # default augmentation
+    assert not cached and "training images are augmented" in why
 
     def error(*overrides) -> str:
         with pytest.raises(ConfigError) as info:

@@ -22,6 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 from ftk.config import Config, replace, search_spec
+from ftk.data.augment import augments
 from ftk.errors import ConfigError
 
 # Keys that change only the head or the optimisation of a head-only run: a search over these
@@ -149,11 +150,9 @@ def uses_cached_features(config: Config, space: dict[str, dict[str, Any]]) -> tu
     other = sorted(set(space) - HEAD_KEYS)
     if other:
         return False, f"{', '.join(other)} change(s) more than the head"
-    if config.run.task == "image_classification":
-        augment = config.augment
-        if augment.flip or augment.rotation or augment.zoom or augment.contrast:
-            return False, (
-                "training images are augmented (set augment.flip = false and augment.rotation, "
-                "zoom and contrast to 0 to tune on cached features)"
-            )
+    if config.run.task == "image_classification" and augments(config.augment):
+        return False, (
+            "training images are augmented (set augment.flip = false and augment.rotation, "
+            "zoom and contrast to 0 to tune on cached features)"
+        )
     return True, "the backbone is frozen (model.trainable = 'head')"
