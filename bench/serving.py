@@ -34,11 +34,11 @@ def build(task_name: str, out: Path) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from ftk.tasks.runner import build_model, load_task
+    from ftk.runs.model import build_model, load_task
 
     config = task_config(task_name, "tensorflow")
     task, splits, info = load_task(config, None)
-    model = build_model(task, info, config, len(splits.label_names))
+    model = build_model(task, info, config, splits.label_names)
     inputs = splits.test.inputs[:2]
     if task_name == "text":
         logits = model.predict(tf.constant(inputs), verbose=0)

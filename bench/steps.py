@@ -35,11 +35,12 @@ from bench.common import (
 
 def ftk_model(config):
     """The baked project's model, compiled as ftk compiles a phase that trains every weight."""
-    from ftk.tasks.runner import build_model, load_task
-    from ftk.training import build_from_spec, compile_classifier
+    from ftk.runs.model import build_model, load_task
+    from ftk.tasks.classification.losses import compile_classifier
+    from ftk.training import build_from_spec
 
     task, splits, info = load_task(config, None)
-    model = build_model(task, info, config, len(splits.label_names))
+    model = build_model(task, info, config, splits.label_names)
     compile_classifier(model, config.train)
     train = task.dataset(splits.train, config, True)
     build_from_spec(model, train)
@@ -179,7 +180,6 @@ def accuracy_mode(args) -> None:
     import numpy as np
 
     from ftk.data.splits import Examples
-    from ftk.tasks.runner import predict_probabilities
 
     extra = [f"data.max_train_examples={args.train_examples}"]
     config = task_config("text", args.backend, extra)
@@ -192,7 +192,7 @@ def accuracy_mode(args) -> None:
     train_s = time.perf_counter() - began
     keep = spread_subset(len(splits.test), args.test_limit)
     test = Examples([splits.test.inputs[i] for i in keep], splits.test.labels[keep])
-    probabilities = predict_probabilities(model, task.dataset(test, config, False))
+    probabilities = task.predict(model, task.dataset(test, config, False))
     accuracy = float(np.mean(probabilities.argmax(-1) == test.labels))
     for i, value in enumerate(block_rates(timer.ends, args.warmup, args.repeats)):
         emit(rep=i, steps_s=value)

@@ -21,12 +21,12 @@ shows the traceback.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from pathlib import Path
 
+from ftk.cli_parser import build_parser, train_parser
 from ftk.errors import ConfigError, FtkError
 from ftk.progress import keras_verbose, set_quiet
 
@@ -66,83 +66,16 @@ def _setup_logging(quiet: bool) -> None:
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
 
 
-def _add_set(parser: argparse.ArgumentParser, dest: str, metavar: str, help: str) -> None:
-    parser.add_argument(
-        "--set",
-        dest=dest,
-        action="append",
-        default=[],
-        metavar=metavar,
-        help=f"{help} (repeatable)",
-    )
-
-
-def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=default_config,
-        help="TOML config file (default: %(default)s)",
-    )
-    _add_set(
-        parser, "overrides", "SECTION.KEY=VALUE", "override one config key, e.g. train.epochs=2"
-    )
-    parser.add_argument(
-        "--resume",
-        type=Path,
-        metavar="RUN_DIR",
-        help="continue a crashed run from its last finished epoch",
-    )
-    parser.add_argument(
-        "--lr-find",
-        nargs="?",
-        const="finetune",
-        choices=("finetune", "head"),
-        metavar="PHASE",
-        help="instead of training: sweep the learning rate of the fine-tuning phase (or 'head'), "
-        "plot loss vs rate into a new run directory and suggest a value; nothing is saved",
-    )
-    parser.add_argument(
-        "--lr-find-steps", type=int, default=100, metavar="N", help="steps of the sweep (100)"
-    )
-    parser.add_argument(
-        "--tune",
-        action="store_true",
-        help="search hyperparameters over [tune] space (KerasTuner), then train the final model "
-        "with the best values (same as tune.enabled = true); rerun to continue a search",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="with --tune: run the trials in N local worker processes (KerasTuner's "
-        "chief/worker mode on 127.0.0.1, supervised)",
-    )
-    parser.add_argument(
-        "--search-only",
-        action="store_true",
-        help="with --tune: write the results and best_config.toml, train no final model",
-    )
-    parser.add_argument(
-        "--apply",
-        action="store_true",
-        help="with --lr-find or --tune: write the suggested / best values into the config file "
-        "(comments kept, a .bak copy of the old file is kept)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-
-
 def _print_summary(summary: dict) -> None:
     if "worker" in summary:  # a multi-worker run's non-chief worker
         print(f"worker {summary['worker']}: training done; the chief wrote the run")
         return
     export = summary.get("export") or {}
-    lines = [
-        f"test accuracy: {summary['test_accuracy']:.4f}   macro-F1: {summary['test_macro_f1']:.4f}",
-        f"run directory: {summary['run_dir']}",
-    ]
+    from ftk.tasks import get_task
+
+    task = get_task(summary["task"])
+    scores = [f"{task.metric_title(m)}: {summary[f'test_{m}']:.4f}" for m in task.headline_metrics]
+    lines = ["test " + "   ".join(scores), f"run directory: {summary['run_dir']}"]
     if export:
         lines.append(
             f"SavedModel:    {export['version_dir']}  (max |diff| vs Keras "
@@ -203,7 +136,7 @@ def _train(args, load_data) -> int:
         return _lr_find(args, config, load_data)
     if args.tune or (config.tune.enabled and args.resume is None):
         return _tune(args, config, load_data)
-    from ftk.tasks.runner import run
+    from ftk.runs.pipeline import run
 
     summary = run(config, load_data=load_data, resume=args.resume, verbose=keras_verbose())
     _print_summary(summary)
@@ -243,7 +176,7 @@ def _tune(args, config, load_data) -> int:
 
 
 def _lr_find(args, config, load_data) -> int:
-    from ftk.tasks.runner import find_learning_rate
+    from ftk.runs.find_lr import find_learning_rate
 
     if args.lr_find_steps < 10:
         raise FtkError(f"--lr-find-steps must be >= 10. Received: {args.lr_find_steps}")
@@ -286,10 +219,11 @@ def _verify(args) -> int:
     from ftk.backend import set_backend
 
     set_backend("tensorflow")
-    from ftk.export.verify import verify_export
+    from ftk.export.run import export_task
 
-    for key, value in verify_export(args.version_dir).items():
-        print(f"{key}: {value:.3g}")
+    for key, value in export_task(args.version_dir).verify_export(args.version_dir).items():
+        if key != "examples":
+            print(f"{key}: {value:.3g}")
     print(f"OK: {args.version_dir} matches its Keras model")
     return 0
 
@@ -370,27 +304,11 @@ def _guarded(fn, args) -> int:
         return 1
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error that points at --help."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
-
-
 def train_main(
     argv: list[str] | None = None, load_data=None, default_config: Path | None = Path("config.toml")
 ) -> int:
     """Entry point of a baked project's `train.py`."""
-    parser = _Parser(
-        prog="train.py",
-        description="Fine-tune, evaluate, export and verify; write the run's report.",
-        epilog=_TRAIN_EXAMPLES.replace("ftk train", "python train.py"),
-    )
-    _add_train_args(parser, default_config)
+    parser = train_parser(default_config)
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     # How a distributed search starts its chief and workers: this script, these arguments.
@@ -398,126 +316,9 @@ def train_main(
     return _guarded(lambda a: _train(a, load_data), args)
 
 
-_TRAIN_EXAMPLES = """examples:
-  ftk train                                   train with ./config.toml (and ./data.py)
-  ftk train --set train.epochs=2 --quiet      override a key; warnings only
-  ftk train --resume runs/20261123-101500     continue a crashed run
-
-A run writes runs/<timestamp>/: config.toml, checkpoints/, logs/ (TensorBoard:
-tensorboard --logdir runs), history.csv, metrics.json, report.md and report.html; and
-publishes a verified SavedModel (+ ONNX) under export.export_dir/<model_name>/<version>/."""
-
-_VERBS = {
-    "new": (
-        "bake a new project from a template (cookiecutter)",
-        """examples:
-  ftk new                                     pick a template and answer its questions
-  ftk new text-classification --no-input      the defaults (BBC News, MiniLM-L6)
-  ftk new image-classification --set project_name="Leaf Spots" --set path=/data/leaves
-
-Templates: text-classification, image-classification (see the README).""",
-    ),
-    "presets": (
-        "list the backbones usable here, or vendor one into the project",
-        """examples:
-  ftk presets list                   offline presets, installed or not, and vendored ones
-  ftk presets list --builtin         also keras-hub's built-in names (downloaded when used)
-  ftk presets pull minilm_l6         copy it to presets/minilm_l6 with sha256 checksums
-  then in config.toml: [model] preset = "presets/minilm_l6" (checked on every load)""",
-    ),
-    "train": ("train, evaluate, export and verify (= python train.py)", _TRAIN_EXAMPLES),
-    "lr-find": (
-        "sweep the learning rate, plot loss vs rate, suggest a value (= train.py --lr-find)",
-        """examples:
-  ftk lr-find                 the fine-tuning phase's rate (train.learning_rate)
-  ftk lr-find --lr-find head  the head phase's rate (recipe.head_learning_rate)
-  ftk lr-find --apply         write the suggestion into config.toml (a .bak is kept)""",
-    ),
-    "tune": (
-        "search hyperparameters with KerasTuner, then train the best (= train.py --tune)",
-        """examples:
-  ftk tune                          the [tune] section's search, then the final model
-  ftk tune --search-only --apply    search only; write the best values into config.toml
-  ftk tune --workers 2              trials in 2 local worker processes""",
-    ),
-    "export": (
-        "export a finished run again, as a new version",
-        """example:
-  ftk export runs/20261123-101500   -> export.export_dir/<model_name>/<next version>/
-
-The SavedModel and ONNX model are verified against the run's Keras outputs before the
-version directory appears (never overwritten).""",
-    ),
-    "verify": (
-        "re-check a published export against its Keras outputs",
-        """example:
-  ftk verify saved_models/news_classifier/1""",
-    ),
-    "report": (
-        "(re)write a run's report.md and report.html",
-        """example:
-  ftk report runs/20261123-101500 --mistakes 24
-
-Curves, per-class precision/recall/F1, the confusion matrix, the most confident mistakes,
-the exports and the config, from the files in the run directory (no model is loaded).""",
-    ),
-}
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ftk", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-    verbs = {}
-    for name, (summary, epilog) in _VERBS.items():
-        verbs[name] = sub.add_parser(
-            name,
-            help=summary,
-            description=summary[0].upper() + summary[1:] + ".",
-            epilog=epilog,
-        )
-    for name in ("train", "lr-find", "tune"):
-        _add_train_args(verbs[name], Path("config.toml"))
-
-    new = verbs["new"]
-    new.add_argument(
-        "template",
-        nargs="?",
-        help="text-classification or image-classification (default: ask, or the first with "
-        "--no-input)",
-    )
-    new.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="where (default: .)")
-    new.add_argument("--no-input", action="store_true", help="take the defaults, ask nothing")
-    _add_set(new, "answers", "KEY=VALUE", "answer one template question, e.g. project_name=Tickets")
-    new.add_argument(
-        "--templates", type=Path, help="a checkout of this repository (default: ftk's)"
-    )
-
-    presets = verbs["presets"]
-    presets.add_argument("action", choices=("list", "pull"), help="list, or pull NAME")
-    presets.add_argument("name", nargs="?", help="with pull: the preset to vendor")
-    presets.add_argument("--dest", type=Path, help="with pull: where (default: presets/NAME)")
-    presets.add_argument("--builtin", action="store_true", help="with list: keras-hub's names too")
-    presets.add_argument(
-        "--project", default=".", metavar="DIR", help="the project directory (default: .)"
-    )
-
-    verbs["export"].add_argument("run_dir", type=Path, help="a finished run directory")
-    verbs["verify"].add_argument("version_dir", type=Path, help="<export_dir>/<model>/<version>")
-    verbs["report"].add_argument("run_dir", type=Path, help="a run directory")
-    verbs["report"].add_argument(
-        "--mistakes", type=int, metavar="N", help="how many mistakes to list (run.report_mistakes)"
-    )
-    for name in ("new", "presets", "export", "verify", "report"):
-        verbs[name].add_argument("--quiet", action="store_true", help="warnings only, no bars")
-        verbs[name].add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     """The `ftk` command."""
-    parser = _build_parser()
+    parser = build_parser(description=__doc__.split("\n\n")[0])
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.relaunch = ["-m", "ftk.cli", *argv]

@@ -104,7 +104,7 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
 def default_compile_fn(model, learning_rate) -> None:
     """`ftk.training.compile_classifier` with the default `TrainConfig` and `learning_rate`."""
     from ftk.config import TrainConfig
-    from ftk.training import compile_classifier
+    from ftk.tasks.classification.losses import compile_classifier
 
     compile_classifier(model, TrainConfig(learning_rate=learning_rate))
 

@@ -26,7 +26,7 @@ def png_bytes(fig) -> bytes:
 
 def save_png(fig, path) -> Path:
     """Write the figure to `path` via a temporary file and a rename (never half a PNG)."""
-    from ftk.runs import write_atomic
+    from ftk.files import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ Sources, in the order they are tried:
 2. A local directory: a keras-hub preset (`config.json` with a `class_name`) or a Hugging Face
    checkpoint (`config.json` with a `model_type`), converted by keras-hub on load.
    A directory vendored by `ftk presets pull` (`ftk-preset.json` beside it) has every file
-   checked against its recorded sha256 first (`ftk.vendor.verify_vendored`).
+   checked against its recorded sha256 first (`ftk.preset_files.verify_vendored`).
 3. A keras-hub built-in name (`bert_tiny_en_uncased`), `kaggle://...` or `hf://...`: these are
    downloaded, so the host is probed first with a short timeout and an offline machine gets a
    clear error in seconds instead of a hang.
@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import socket
@@ -31,6 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftk.errors import PresetError
+from ftk.preset_files import (
+    _WEIGHT_FILES,  # noqa: F401  (re-exported)
+    VENDOR_MANIFEST,
+    file_sha256,  # noqa: F401  (re-exported)
+    vendored_source,
+    weights_checksum,
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,6 @@ OFFLINE_PRESETS = {
 
 ONLINE_HOSTS = {"kaggle": "www.kaggle.com", "hf": "huggingface.co"}
 PROBE_TIMEOUT_S = 5.0
-_WEIGHT_FILES = ("model.safetensors", "model.weights.h5", "pytorch_model.bin")
-VENDOR_MANIFEST = "ftk-preset.json"  # written by `ftk presets pull` (ftk.vendor)
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,6 @@ def _resolve_directory(name: str, path: Path) -> PresetInfo:
     source, checksum = f"local directory {path}", ""
     if (path / VENDOR_MANIFEST).is_file():
         # Vendored by `ftk presets pull`: every listed file must still match its checksum.
-        from ftk.vendor import vendored_source
-
         source, checksum = vendored_source(path, name)
     config_path = path / "config.json"
     if not config_path.is_file():
@@ -182,24 +184,6 @@ def _resolve_directory(name: str, path: Path) -> PresetInfo:
         tokenizer_kwargs=tokenizer_kwargs,
         exact_gelu=exact_gelu,
     )
-
-
-def file_sha256(path: Path) -> str:
-    """`sha256:<hex>` of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
-
-
-def weights_checksum(path: Path) -> str:
-    """`sha256:<hex>` of the first weights file found in a preset directory, or `""`."""
-    for filename in _WEIGHT_FILES:
-        weights = path / filename
-        if weights.is_file():
-            return file_sha256(weights)
-    return ""
 
 
 def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> bool:

@@ -33,11 +33,12 @@ from pathlib import Path
 
 from ftk.config import Config
 from ftk.errors import ConfigError
+from ftk.runs.files import RunFiles
+from ftk.tasks.registry import get_task
 
 logger = logging.getLogger("ftk")
 
 LORA = "lora"
-PRETRAINED_FILE = "pretrained.weights.h5"  # the weights fine-tuning started from (WiSE-FT's θ_pre)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def set_trainable(model, trainable: str, config: Config) -> dict[str, int]:
 
         lora_trainable(model)
         return count_parameters(model)
-    freeze_batchnorm = config.run.task == "image_classification" and config.model.freeze_batchnorm
+    freeze_batchnorm = get_task(config.run.task).freezes_batchnorm(config)
     return apply_trainable_policy(model, TrainablePolicy.parse(trainable), freeze_batchnorm)
 
 
@@ -142,7 +143,7 @@ def compile_phase(
     `learning_rate` (a float or schedule) replaces the phase's `train.schedule` (the LR finder
     passes its sweep)."""
     from ftk.optimizers import discriminative_multipliers
-    from ftk.training import compile_classifier
+    from ftk.training import compile_model
 
     counts = set_trainable(model, phase.trainable, config)
     recipe = config.recipe
@@ -152,7 +153,10 @@ def compile_phase(
     )
     if learning_rate is None:
         learning_rate = phase_schedule(config, phase, steps)
-    compile_classifier(model, config.train, learning_rate, multipliers)
+    task = get_task(config.run.task)
+    compile_model(
+        model, config.train, task.loss(config), task.metrics(config), learning_rate, multipliers
+    )
     return counts
 
 
@@ -167,7 +171,7 @@ def train_phases(
 
     Returns `{"phases": [...], "parameters": counts of the last phase, "epochs_trained": n}`.
     With `recipe.interpolate`, the weights fine-tuning starts from are saved first
-    (`PRETRAINED_FILE`).
+    (`RunFiles.pretrained`).
     """
     from ftk.models.trainable import backbone_blocks
     from ftk.training import fit, load_best_checkpoint, load_weights, save_weights
@@ -192,7 +196,7 @@ def train_phases(
             logger.info("Phase %d (%s) already finished: loaded %s", index, phase.name, path)
         else:
             if phase.trains_backbone and config.recipe.interpolate:
-                start = run_dir / PRETRAINED_FILE
+                start = RunFiles(run_dir).pretrained
                 if not start.exists():
                     save_weights(model, start)
             counts = compile_phase(model, config, phase, steps * phase.epochs)

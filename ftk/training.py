@@ -24,29 +24,6 @@ from ftk.config import TrainConfig
 logger = logging.getLogger("ftk")
 
 
-@keras.saving.register_keras_serializable(package="ftk")
-class SparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy of integer labels and logits, with optional label smoothing.
-
-    Keras' `SparseCategoricalCrossentropy` has no `label_smoothing`; this one-hot encodes the
-    labels and uses Keras' `categorical_crossentropy`, which has.
-    """
-
-    def __init__(self, label_smoothing: float = 0.0, name="sparse_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(
-            one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-
 def set_l2(model, l2: float) -> int:
     """Put an L2 penalty (`l2 * sum(w**2)`) on every kernel and embedding matrix of `model`.
 
@@ -62,14 +39,19 @@ def set_l2(model, l2: float) -> int:
     return count
 
 
-def compile_classifier(
-    model, train: TrainConfig, learning_rate=None, multipliers: list | None = None
+def compile_model(
+    model,
+    train: TrainConfig,
+    loss,
+    metrics: list = (),
+    learning_rate=None,
+    multipliers: list | None = None,
 ) -> None:
-    """AdamW (no decay on biases and norms), cross-entropy on logits, accuracy.
+    """AdamW (no decay on biases and norms) with the task's `loss` and `metrics`.
 
     `learning_rate` (a float or a Keras schedule) defaults to `train.learning_rate`;
     `multipliers` (`[(variable, factor)]`, see `ftk.optimizers`) gives groups of variables
-    their own rate. `train.l2` and `train.label_smoothing` are applied here.
+    their own rate. `train.l2` is applied here.
     """
     kwargs = {
         "learning_rate": train.learning_rate if learning_rate is None else learning_rate,
@@ -83,11 +65,7 @@ def compile_classifier(
         optimizer = keras.optimizers.AdamW(**kwargs)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     set_l2(model, train.l2)
-    model.compile(
-        optimizer=optimizer,
-        loss=SparseCrossentropy(label_smoothing=train.label_smoothing),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
 
 
 def callbacks(

@@ -7,7 +7,8 @@ A vendored preset is a copy of a backbone's directory under `presets/<name>/` wi
 
 `model.preset = "presets/minilm_l6"` then resolves like any local directory, and
 `ftk.presets.resolve_preset` checks every listed file first, so a preset changed after the pull
-is caught before training. Standard library only at import time: keras and keras-hub are
+is caught before training (the manifest and its checks are in `ftk.preset_files`, which
+`ftk.presets` uses too). Standard library only at import time: keras and keras-hub are
 imported only to list keras-hub's built-in names or to download an online preset.
 
 Example:
@@ -30,102 +31,20 @@ from pathlib import Path
 
 from ftk import presets
 from ftk.errors import PresetError
-from ftk.presets import file_sha256
+from ftk.preset_files import (  # the manifest and its checks live there, for ftk.presets too
+    VENDOR_MANIFEST,
+    _verified_manifest,
+    file_sha256,
+    manifest_checksum,
+    read_manifest,
+    vendored_source,  # noqa: F401  (re-exported)
+    verify_vendored,  # noqa: F401  (re-exported)
+)
 
-MANIFEST = presets.VENDOR_MANIFEST  # "ftk-preset.json"
+MANIFEST = VENDOR_MANIFEST  # "ftk-preset.json"
 PRESETS_DIR = "presets"
 _SKIP_DIRS = {"__pycache__"}
 _CHUNK = 1 << 20
-
-
-# --------------------------------------------------------------------------------------------
-# Checksums and the manifest
-# --------------------------------------------------------------------------------------------
-
-
-def manifest_checksum(files: dict[str, str]) -> str:
-    """One checksum for a whole preset: sha256 of its sorted `<path>\\t<sha256:hex>` lines."""
-    lines = "".join(f"{name}\t{files[name]}\n" for name in sorted(files))
-    return "sha256:" + hashlib.sha256(lines.encode("utf-8")).hexdigest()
-
-
-def read_manifest(path: Path) -> dict | None:
-    """The manifest of a vendored preset directory, or `None` when it has none."""
-    manifest_path = Path(path) / MANIFEST
-    if not manifest_path.is_file():
-        return None
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise PresetError(
-            f"Cannot read {manifest_path}: {e}. Remove {path} and pull the preset again with "
-            f"`ftk presets pull`."
-        ) from None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-    ):
-        raise PresetError(
-            f"{manifest_path} has no valid `files` table ({{relative path: 'sha256:<hex>'}}). "
-            f"Remove {path} and pull the preset again with `ftk presets pull`."
-        )
-    return manifest
-
-
-def verify_vendored(path: Path, name: str | None = None) -> None:
-    """Check every file listed in `path/ftk-preset.json` against its recorded sha256.
-
-    Does nothing for a directory without a manifest. Files that are not listed are ignored.
-    Raises `PresetError` naming the first (sorted) file that is missing or differs; `name`
-    (the `model.preset` value) is added to the message when given.
-
-    Example:
-
-    >>> verify_vendored(Path("presets/minilm_l6"))
-    """
-    _verified_manifest(Path(path), name)
-
-
-def _verified_manifest(path: Path, name: str | None = None) -> dict | None:
-    manifest = read_manifest(path)
-    if manifest is None:
-        return None
-    received = f" Received: model.preset={name!r}" if name is not None else ""
-    root = path.resolve()
-    for rel in sorted(manifest["files"]):
-        file = (path / rel).resolve()
-        if not file.is_relative_to(root):
-            raise PresetError(
-                f"{path / MANIFEST} lists {rel!r}, which is outside the preset directory. "
-                f"Remove {path} and pull the preset again.{received}"
-            )
-        if not file.is_file():
-            problem = "is missing"
-        elif file_sha256(file) != manifest["files"][rel]:
-            problem = "does not match its sha256 in " + MANIFEST
-        else:
-            continue
-        raise PresetError(
-            f"The vendored preset {path} is damaged: {rel} {problem}. It was changed after "
-            f"`ftk presets pull`; pull it again (remove {path}, then run "
-            f"`ftk presets pull {manifest.get('name', '<name>')}`).{received}"
-        )
-    return manifest
-
-
-def vendored_source(path: Path, name: str) -> tuple[str, str] | None:
-    """For `ftk.presets`: verify a vendored directory and return (source line, weights checksum).
-
-    `None` when `path` has no manifest. The weights checksum is the manifest's entry for the
-    weights file, so a verified preset is not hashed twice.
-    """
-    manifest = _verified_manifest(path, name)
-    if manifest is None:
-        return None
-    files = manifest["files"]
-    checksum = next((files[w] for w in presets._WEIGHT_FILES if w in files), "")
-    source = manifest.get("source") or "an unknown source"
-    return f"vendored copy of {source} ({name}, checksums verified)", checksum
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import pytest
 from conftest import png_size
 
 from ftk.cli import main
-from ftk.report import CURVES_SIZE, SECTIONS, confusion_size
+from ftk.report import CURVES_SIZE
+from ftk.tasks.classification.report import SECTIONS, confusion_size
 
 
 def one_line_error(capsys, code: int, argv: list[str]) -> str:

@@ -12,8 +12,8 @@ from ftk.cli import main as ftk_main
 from ftk.config import load_config
 from ftk.errors import ConfigError, ExportError, VerificationError
 from ftk.export.publish import publish, versions
-from ftk.export.verify import VERIFY_FILE, verify_export
-from ftk.tasks import runner
+from ftk.runs import pipeline as runner
+from ftk.tasks.classification.verify import VERIFY_FILE, verify_export
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from ftk.errors import ConfigError, PresetError
 from ftk.models.image import build_image_classifier
 from ftk.models.trainable import TrainablePolicy, apply_trainable_policy, backbone_blocks
 from ftk.presets import resolve_preset
-from ftk.training import compile_classifier
+from ftk.tasks.classification.losses import compile_classifier
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_image_savedmodel_bytes_and_pixels_signatures_match_keras(lite0, tmp_pat
     import tensorflow as tf
     from PIL import Image
 
-    from ftk.export.savedmodel import decode_for_serving, write_image_savedmodel
+    from ftk.tasks.classification.savedmodel import decode_for_serving, write_image_savedmodel
 
     size = (64, 64)
     model = build_image_classifier(lite0, ModelConfig(), 3, size)
@@ -116,7 +116,7 @@ def test_training_pipeline_and_served_graph_decode_identically(tmp_path):
     from PIL import Image
 
     from ftk.data.images import decode_and_resize
-    from ftk.export.savedmodel import decode_for_serving
+    from ftk.tasks.classification.savedmodel import decode_for_serving
 
     rng = np.random.default_rng(3)
     for mode, fmt, suffix in (
@@ -147,8 +147,8 @@ def test_image_onnx_matches_keras(lite0, tmp_path):
 
     import onnx
 
-    from ftk.export.onnx import write_image_onnx
-    from ftk.export.verify import verify_onnx
+    from ftk.tasks.classification.onnx import write_image_onnx
+    from ftk.tasks.classification.verify import verify_onnx
 
     model = build_image_classifier(lite0, ModelConfig(), 3, (64, 64))
     pixels = np.random.default_rng(5).uniform(0, 255, (4, 64, 64, 3)).astype("float32")

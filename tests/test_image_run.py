@@ -14,8 +14,8 @@ from PIL import Image
 from ftk.config import load_config
 from ftk.errors import DataError
 from ftk.export.run import export_run
-from ftk.export.verify import VERIFY_IMAGES_DIR, verify_export
-from ftk.tasks import runner
+from ftk.runs import pipeline as runner
+from ftk.tasks.classification.verify import VERIFY_IMAGES_DIR, verify_export
 
 COLOURS = {"red": (210, 40, 40), "green": (40, 190, 40), "blue": (40, 40, 210)}
 
@@ -121,7 +121,7 @@ def test_image_run_publishes_verified_exports(tmp_path, resnet_preset, image_fol
         "import json, sys, numpy as np, tensorflow as tf\n"
         "from pathlib import Path\n"
         "from ftk.data.images import decode_and_resize\n"
-        "from ftk.export.litert import litert_probabilities\n"
+        "from ftk.tasks.classification.litert import litert_probabilities\n"
         "extra = Path(sys.argv[1]) / 'assets.extra'\n"
         "ref = json.loads((extra / 'ftk_verify.json').read_text())\n"
         "paths = [str(extra / 'ftk_verify' / n) for n in ref['images']]\n"

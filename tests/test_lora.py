@@ -30,7 +30,7 @@ from ftk.models.lora import (
 from ftk.models.text import build_text_classifier
 from ftk.models.trainable import TrainablePolicy, apply_trainable_policy, count_parameters
 from ftk.presets import resolve_preset
-from ftk.training import compile_classifier
+from ftk.tasks.classification.losses import compile_classifier
 
 RANK = 4
 HEAD = TINY_BACKBONE["hidden_dim"] * 3 + 3  # logits kernel + bias
@@ -250,7 +250,7 @@ from test_model_training import build, examples
 from ftk.config import TrainConfig
 from ftk.data.text import to_dataset
 from ftk.models.lora import enable_lora, lora_layers, merge_lora
-from ftk.training import compile_classifier
+from ftk.tasks.classification.losses import compile_classifier
 
 keras.utils.set_random_seed(0)
 model = build({preset!r}, dropout=0.0)

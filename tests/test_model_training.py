@@ -14,7 +14,7 @@ from ftk.errors import ConfigError
 from ftk.models.text import build_text_classifier, exact_gelu, use_exact_gelu
 from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
 from ftk.presets import resolve_preset
-from ftk.training import compile_classifier
+from ftk.tasks.classification.losses import compile_classifier
 
 LABELS = ["music", "sport", "tech"]
 

@@ -18,7 +18,8 @@ from ftk.errors import ConfigError
 from ftk.models.text import build_text_classifier
 from ftk.presets import resolve_preset
 from ftk.recipes import Phase, plan_phases, train_phases
-from ftk.training import SparseCrossentropy, set_l2
+from ftk.tasks.classification.losses import SparseCrossentropy
+from ftk.training import set_l2
 
 LABELS = ["music", "sport", "tech"]
 
@@ -221,7 +222,7 @@ def run_config(tmp_path, tiny_preset, tiny_csv, *overrides):
 
 
 def test_cross_validation_reports_mean_and_std(tmp_path, tiny_preset, tiny_csv):
-    from ftk.tasks import runner
+    from ftk.runs import pipeline as runner
 
     _, config = run_config(
         tmp_path,
@@ -286,7 +287,7 @@ def test_lr_find_command_prints_a_sweep_without_a_steepest_point(
     """A sweep whose loss never falls has no steepest point (`null` in lr_find.json): the
     command still prints its suggestion (minimum/10) and says 'none' for the steepest."""
     from ftk.cli import main as ftk_main
-    from ftk.tasks import runner
+    from ftk.runs import find_lr
 
     def no_descent(config, load_data, **kwargs):
         return {
@@ -298,7 +299,7 @@ def test_lr_find_command_prints_a_sweep_without_a_steepest_point(
             "plot": str(tmp_path / "lr_find.png"),
         }
 
-    monkeypatch.setattr(runner, "find_learning_rate", no_descent)
+    monkeypatch.setattr(find_lr, "find_learning_rate", no_descent)
     path, _ = run_config(tmp_path, tiny_preset, tiny_csv)
     assert ftk_main(["lr-find", "--config", str(path), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -325,7 +326,7 @@ def test_lora_run_keeps_the_adapter_and_exports_merged_weights(tmp_path, tiny_pr
     import tensorflow as tf
 
     from ftk import training
-    from ftk.tasks import runner
+    from ftk.runs import pipeline as runner
 
     class Crash(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -375,7 +376,7 @@ def test_lora_run_keeps_the_adapter_and_exports_merged_weights(tmp_path, tiny_pr
 def test_wise_ft_curve_in_a_run(tmp_path, tiny_preset, tiny_csv):
     from PIL import Image
 
-    from ftk.tasks import runner
+    from ftk.runs import pipeline as runner
 
     _, config = run_config(
         tmp_path,

@@ -9,8 +9,9 @@ import numpy as np
 from conftest import png_size
 from PIL import Image
 
-from ftk.metrics import classification_report
-from ftk.report import SECTIONS, THUMBNAIL, most_confident_mistakes, write_report
+from ftk.report import write_report
+from ftk.tasks.classification.metrics import classification_report
+from ftk.tasks.classification.report import SECTIONS, THUMBNAIL, most_confident_mistakes
 
 
 def write_run(run_dir: Path, task: str, inputs: list[str], labels, probabilities) -> None:
@@ -80,7 +81,9 @@ def test_text_from_the_data_is_escaped(tmp_path):
 def test_a_run_that_stopped_early_still_gets_a_report(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"base_dir": str(tmp_path), "task": "x"}))
+    (run / "run.json").write_text(
+        json.dumps({"base_dir": str(tmp_path), "task": "text_classification"})
+    )
     paths = write_report(run)
     markdown = Path(paths["markdown"]).read_text()
     for section in SECTIONS:

@@ -12,6 +12,7 @@ from test_serving_clients import save_model
 from ftk.errors import VerificationError
 from ftk.export import serving
 from ftk.export.serving import RestRequestError, parse_rest_request, rest_response
+from ftk.tasks.classification.verify import check_signatures
 
 TEXT = {"text": tf.TensorSpec([None], tf.string, name="text")}
 PIXELS = {"pixels": tf.TensorSpec([None, 2, 2, 3], tf.float32, name="pixels")}
@@ -132,8 +133,8 @@ def test_ops_are_core_or_refused(echo_model, monkeypatch):
 
 def test_signature_contract(echo_model):
     loaded = tf.saved_model.load(str(echo_model))
-    serving.check_signatures(loaded, num_classes=2, binary=False)
+    check_signatures(loaded, num_classes=2, binary=False)
     with pytest.raises(VerificationError, match=r"outputs .*float32 \[-1, 3\]"):
-        serving.check_signatures(loaded, num_classes=3, binary=False)
+        check_signatures(loaded, num_classes=3, binary=False)
     with pytest.raises(VerificationError, match=r"Signatures are \['serving_default'\]"):
-        serving.check_signatures(loaded, num_classes=2, binary=True)
+        check_signatures(loaded, num_classes=2, binary=True)

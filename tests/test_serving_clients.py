@@ -19,8 +19,10 @@ import tensorflow as tf
 
 from ftk.export import serving
 from ftk.export.kit import GENERATED_MARK, write_clients
-from ftk.tasks.image_classification import TASK as IMAGE_TASK
-from ftk.tasks.text_classification import TASK as TEXT_TASK
+from ftk.tasks import get_task
+
+IMAGE_TASK = get_task("image_classification")
+TEXT_TASK = get_task("text_classification")
 
 
 def save_model(path, input_name):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from test_image_run import config_for, image_folder, resnet_preset  # noqa: F401  (fixtures)
 
-from ftk.tasks import runner
+from ftk.runs import pipeline as runner
 
 BINARY = os.environ.get("TF_SERVING_BIN", "")
 

@@ -402,7 +402,7 @@ def test_full_trial_runs_the_recipe_phases_in_its_epoch_window(tmp_path, tiny_pr
     epochs a trial trains (Hyperband continues trials from a later epoch)."""
     import keras_tuner
 
-    from ftk.tasks.runner import load_task
+    from ftk.runs.model import load_task
     from ftk.tuning.hypermodels import RecipeHyperModel
 
     path = write_config(tmp_path, tiny_preset, tiny_csv)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ftk.tuning import distributed
+from ftk.tuning import distributed, processes
 from ftk.tuning.distributed import free_port, launch
 
 MAX_TRIALS = 6
@@ -315,7 +315,7 @@ def test_interrupt_terminates_every_child(tmp_path, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(distributed.subprocess, "Popen", popen)
+    monkeypatch.setattr(processes.subprocess, "Popen", popen)
     monkeypatch.setattr(distributed, "_supervise", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _fake(tmp_path, chief_sleep=60, chief_code=0, worker_sleep=60, worker_code=0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftk.config import DataConfig
+from ftk.config.schema import DataConfig
 from ftk.errors import DataError
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from ftk.config import DataConfig
 from ftk.data.splits import Row, Skipped
 from ftk.errors import DataError
+from ftk.files import write_atomic
 from ftk.presets import host_reachable
 from ftk.progress import progress
-from ftk.runs import write_atomic
 
 DOWNLOAD_HOST = "storage.googleapis.com"
 IMAGE_CACHE = "tfds-images"  # under ftk's cache root
@@ -173,7 +173,7 @@ def _missing_split(source: str, split: str, found: list[str]) -> DataError:
 
 
 def _image_folder_split(root: Path, split: str, required: bool):
-    from ftk.data.images import scan_image_folder
+    from ftk.data.image_files import scan_image_folder
 
     split_dir = root / split
     if not split_dir.is_dir():

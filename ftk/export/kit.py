@@ -15,7 +15,7 @@ import logging
 import re
 from pathlib import Path
 
-from ftk.runs import write_atomic
+from ftk.files import write_atomic
 
 logger = logging.getLogger("ftk")
 

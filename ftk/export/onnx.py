@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ftk.export.savedmodel import probabilities_of
-
 OPSET = 17
-OUTPUT = "probabilities"
+ONNX_DIR = "onnx"  # in an export version: <version>/onnx/model.onnx
+ONNX_FILE = "model.onnx"
 
 
 def tensor_specs(sample: dict) -> list[tf.TensorSpec]:
@@ -26,40 +25,9 @@ def tensor_specs(sample: dict) -> list[tf.TensorSpec]:
     ]
 
 
-def write_text_onnx(
-    model, sample: dict, path: Path, metadata: dict[str, str] | None = None
-) -> None:
-    """Write `model` (the Keras tensor model) to `path` as ONNX; `sample` fixes input names.
-
-    `metadata` goes into the model's `metadata_props` (for example the label names as JSON).
-    """
-    specs = tensor_specs(sample)
-    names = [spec.name for spec in specs]
-
-    @tf.function(input_signature=specs)
-    def forward(*inputs):
-        logits = model(dict(zip(names, inputs, strict=True)), training=False)
-        return {OUTPUT: probabilities_of(logits)}
-
-    _convert(forward, specs, path, metadata)
-
-
-def write_image_onnx(
-    model, image_size: tuple[int, int], path: Path, metadata: dict[str, str] | None = None
-) -> None:
-    """Write an image classifier to `path` as ONNX: `pixels` (float32 `[batch, h, w, 3]`, RGB in
-    [0, 255]) -> `probabilities`. The backbone's normalisation is inside; decoding is not."""
-    specs = [tf.TensorSpec([None, *image_size, 3], tf.float32, name="pixels")]
-
-    @tf.function(input_signature=specs)
-    def forward(pixels):
-        logits = model(model.preprocessor(pixels), training=False)
-        return {OUTPUT: probabilities_of(logits)}
-
-    _convert(forward, specs, path, metadata)
-
-
-def _convert(forward, specs, path: Path, metadata: dict[str, str] | None) -> None:
+def convert_function(forward, specs, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Convert a `tf.function` (`specs`: its input signature) to ONNX at `path` with tf2onnx and
+    ftk's layer-norm rewriter; `metadata` goes into the model's `metadata_props`."""
     import onnx
     import tf2onnx
 

@@ -18,17 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config import Config, to_dict
-from ftk.export.onnx import add_metadata
+from ftk.export.onnx import ONNX_DIR, ONNX_FILE, add_metadata
 from ftk.export.serving import write_warmup
-from ftk.export.verify import (
-    ONNX_DIR,
-    ONNX_FILE,
-    read_reference,
-    reference_inputs,
-    verify_export,
-)
-from ftk.runs import load_run_config, read_json, write_json
-from ftk.tasks.runner import REFERENCE_FILE, TEST_FILE, WEIGHTS_FILE
+from ftk.files import read_json, write_json
+from ftk.runs import load_run_config
+from ftk.runs.files import RunFiles
+from ftk.tasks.registry import get_task
 
 logger = logging.getLogger("ftk")
 
@@ -58,10 +53,9 @@ def library_versions() -> dict[str, str]:
 def rebuild_model(config: Config, label_names: list[str], weights: Path):
     """The trained model, rebuilt from its config with the task's builder, weights loaded."""
     from ftk.presets import resolve_preset
-    from ftk.tasks import get_task
 
     info = resolve_preset(config.model.preset, config.base_dir)
-    model = get_task(config.run.task).build_model(info, config, len(label_names))
+    model = get_task(config.run.task).build_model(info, config, label_names)
     with warnings.catch_warnings():
         # The run's file also holds optimizer state, which an export does not need.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -92,49 +86,61 @@ def git_commit(directory: Path) -> dict | None:
     return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def export_run(run_dir: Path, model=None) -> dict:
-    """Write, verify and publish the run's model. Returns the export summary (also saved)."""
-    import keras
-
-    from ftk.export.publish import publish
-    from ftk.tasks import get_task
-
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError("export_run needs the TensorFlow backend; use python -m ftk.export")
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    task = get_task(config.run.task)
-    labels = read_json(run_dir / "labels.json")
-    reference = read_json(run_dir / REFERENCE_FILE)
-    inputs = reference["inputs"]
-    expected = np.asarray(reference["probabilities"], dtype=np.float32)
-    if model is None:
-        model = rebuild_model(config, labels, run_dir / WEIGHTS_FILE)
-    run_info = read_json(run_dir / "run.json")
-    metadata = {
+def provenance(files: RunFiles, config: Config, task, labels: list[str]) -> dict:
+    """What an export records about where it came from (`assets.extra/ftk_export.json`)."""
+    run_info = read_json(files.run)
+    return {
         "model_name": config.export.model_name,
         "task": task.name,
         "label_names": labels,
         "preset": run_info.get("preset", {}),
         "trained_backend": run_info.get("backend"),
         "data_fingerprint": run_info.get("data_fingerprint"),
-        "metrics": read_json(run_dir / "metrics.json")
-        if (run_dir / "metrics.json").exists()
-        else {},
-        "run_dir": str(run_dir.resolve()),
+        "metrics": read_json(files.metrics) if files.metrics.exists() else {},
+        "run_dir": str(files.root.resolve()),
         "config": to_dict(config),
         "git": git_commit(Path(config.base_dir)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
         "signature": task.signature,
     }
+
+
+def export_task(version_dir: Path):
+    """The task that wrote an export (from its `ftk_export.json`)."""
+    from ftk.config.schema import RunConfig
+
+    path = Path(version_dir) / "assets.extra" / "ftk_export.json"
+    name = read_json(path).get("task", RunConfig.task) if path.is_file() else RunConfig.task
+    return get_task(name)
+
+
+def export_run(run_dir: Path, model=None) -> dict:
+    """Write, verify and publish the run's model. Returns the export summary (also saved)."""
+    import keras
+
+    from ftk.export.publish import publish
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError("export_run needs the TensorFlow backend; use python -m ftk.export")
+    run_dir = Path(run_dir)
+    files = RunFiles(run_dir)
+    config = load_run_config(run_dir)
+    task = get_task(config.run.task)
+    labels = read_json(files.labels)
+    reference = read_json(files.reference)
+    inputs = reference["inputs"]
+    expected = np.asarray(reference["probabilities"], dtype=np.float32)
+    if model is None:
+        model = rebuild_model(config, labels, files.weights)
+    metadata = provenance(files, config, task, labels)
     result: dict = {}
 
     def write(staging: Path) -> None:
         task.write_export(model, labels, config, staging, inputs, expected)
-        write_warmup(staging, config.export.model_name, reference_inputs(staging))
+        write_warmup(staging, config.export.model_name, task.serving_inputs(staging))
         (staging / "assets.extra" / "ftk_config.toml").write_text(
-            (run_dir / "config.toml").read_text(encoding="utf-8"), encoding="utf-8"
+            files.config.read_text(encoding="utf-8"), encoding="utf-8"
         )
         if config.export.onnx:
             provenance = {k: v for k, v in metadata.items() if k not in ("metrics", "config")}
@@ -144,30 +150,18 @@ def export_run(run_dir: Path, model=None) -> dict:
                     "ftk_provenance": json.dumps(provenance),
                     "ftk_config": json.dumps(metadata["config"]),
                     "ftk_test_metrics": json.dumps(
-                        {k: metadata["metrics"].get(k) for k in ("accuracy", "macro_f1")}
+                        {k: metadata["metrics"].get(k) for k in task.headline_metrics}
                     ),
                 },
             )
 
     def verify(staging: Path) -> None:
-        result.update(verify_export(staging))
+        result.update(task.verify_export(staging))
         if config.export.onnx_int8:
-            from ftk.export.quantize import quantize_and_measure
-
-            test = read_json(run_dir / TEST_FILE)
-            metadata["onnx_int8"] = quantize_and_measure(
-                staging,
-                staging / ONNX_DIR / ONNX_FILE,
-                test["inputs"],
-                np.asarray(test["labels"]),
+            metadata["onnx_int8"] = task.measure_int8(
+                staging, staging / ONNX_DIR / ONNX_FILE, read_json(files.test_split)
             )
-        examples = len(read_reference(staging)["probabilities"])
-        metadata["verification"] = {
-            **result,
-            "tolerance": config.export.tolerance,
-            "examples": examples,
-        }
-        result["examples"] = examples
+        metadata["verification"] = {**result, "tolerance": config.export.tolerance}
         write_json(staging / "assets.extra" / "ftk_export.json", metadata)
 
     model_root = config.resolve_path(config.export.export_dir) / config.export.model_name
@@ -182,5 +176,5 @@ def export_run(run_dir: Path, model=None) -> dict:
         from ftk.export.kit import write_clients
 
         write_clients(project, config.export.model_name, version_dir, task.signature)
-    write_json(run_dir / "export.json", summary)
+    write_json(files.export, summary)
     return summary

@@ -284,43 +284,14 @@ def read_warmup(version_dir: Path) -> list:
 
 
 # --------------------------------------------------------------------------------------------
-# The documented signatures
+# Signatures (a task checks its own contract with these: `ftk.tasks.classification.verify`)
 # --------------------------------------------------------------------------------------------
 
 
-def _spec_text(spec) -> str:
+def spec_text(spec) -> str:
+    """A `TensorSpec` as `"float32 [-1, 5]"`."""
     dims = [-1 if d is None else d for d in spec.shape.as_list()]
     return f"{spec.dtype.name} {dims}"
-
-
-def check_signatures(loaded, num_classes: int, binary: bool) -> None:
-    """The served signatures are exactly what the README documents: `serving_default` takes
-    `text` (or `image_bytes`) as string `[batch]`; image exports add `serving_pixels` taking
-    `pixels` float32 `[batch, h, w, 3]`; each returns `probabilities` float32
-    `[batch, num_classes]`, `class_id` int32 `[batch]` and `class_name` string `[batch]`."""
-    outputs = {
-        "probabilities": f"float32 [-1, {num_classes}]",
-        "class_id": "int32 [-1]",
-        "class_name": "string [-1]",
-    }
-    names = {DEFAULT_SIGNATURE, "serving_pixels"} if binary else {DEFAULT_SIGNATURE}
-    found = set(loaded.signatures.keys())
-    if found != names:
-        raise VerificationError(f"Signatures are {sorted(found)}, expected {sorted(names)}.")
-    expected = {DEFAULT_SIGNATURE: {"image_bytes" if binary else "text": "string [-1]"}}
-    if binary:  # any height and width, as long as the shape is [-1, h, w, 3]
-        pixels = signature_inputs(loaded, "serving_pixels").get("pixels")
-        h, w = pixels.shape[1:3] if pixels is not None and pixels.shape.rank == 4 else ("h", "w")
-        expected["serving_pixels"] = {"pixels": f"float32 [-1, {h}, {w}, 3]"}
-    for name, inputs in expected.items():
-        function = loaded.signatures[name]
-        got_in = {k: _spec_text(v) for k, v in function.structured_input_signature[1].items()}
-        got_out = {k: _spec_text(v) for k, v in function.structured_outputs.items()}
-        if got_in != inputs or got_out != outputs:
-            raise VerificationError(
-                f"Signature {name!r} is inputs {got_in} -> outputs {got_out}; the documented "
-                f"contract is inputs {inputs} -> outputs {outputs}."
-            )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,22 +1,10 @@
-"""End-to-end task pipelines: `get_task(config.run.task)`, driven by `ftk.tasks.runner.run`.
+"""Tasks: one registered class per kind of fine-tuning (`ftk.tasks.base.Task`).
 
-Import after the backend is set.
+`get_task(config.run.task)` finds a task; `ftk.run.pipeline.run` drives it. The modules of
+this package are imported on the first lookup (`ftk.tasks.registry`); each imports Keras only
+inside its methods.
 """
 
-from __future__ import annotations
+from ftk.tasks.registry import all_tasks, get_task, register_task, task_names
 
-from ftk.tasks.base import Task
-
-
-def get_task(name: str) -> Task:
-    """The `Task` named by `run.task` ("text_classification" or "image_classification")."""
-    if name == "text_classification":
-        from ftk.tasks.text_classification import TASK
-    elif name == "image_classification":
-        from ftk.tasks.image_classification import TASK
-    else:
-        from ftk.config import TASKS
-        from ftk.errors import ConfigError
-
-        raise ConfigError(f"`run.task` must be one of {', '.join(TASKS)}. Received: {name!r}")
-    return TASK
+__all__ = ["all_tasks", "get_task", "register_task", "task_names"]

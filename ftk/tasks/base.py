@@ -1,44 +1,158 @@
-"""What a task supplies to the shared run: its data reader, model builder, datasets and export.
+"""`Task`: everything a kind of fine-tuning owns, behind one class the shared run calls.
 
-A task is a `Task` value (`ftk.tasks.text_classification.TASK`, ...); `ftk.tasks.get_task`
-finds one by its `run.task` name, and `ftk.tasks.runner.run` drives it.
+A task is a `Task` subclass registered with `@register_task` (`ftk.tasks.registry`). The run
+(`ftk.runs.pipeline.run`), the config loader, cross-validation, the search, the exports and
+the report call only the methods below; nothing outside `ftk/tasks/` asks which task it is.
+
+What a task owns, in the order a run uses it:
+
+- **config**: `name` (the `run.task` value), `template` (its `templates/<template>/` folder),
+  `only_keys` (keys no other task reads; setting them under another task is an error),
+  `defaults` (its defaults where they differ from the schema's), `validate` (its checks);
+- **data**: `load_data` (the default reader of `[data]`), `dataset` (batches for Keras),
+  `fold_ids` (cross-validation folds);
+- **model**: `build_model` on a resolved preset, `prepare_model` (seeding a new head),
+  `freezes_batchnorm`, `loss` and `metrics` (what `compile` gets);
+- **evaluation**: `predict` (the outputs the exports are verified against), `evaluate`
+  (the test metrics), `headline_metrics` (what a run's summary shows), `objectives` (what a
+  search and WiSE-FT may select by, each with its direction);
+- **export**: `signature` (the served `serving_default`), `write_export` (artifacts and the
+  verification reference into a staging folder), `serving_inputs` (the warm-up requests'
+  inputs), `verify_export` (every artifact against the Keras outputs), `measure_int8`;
+- **report**: `report_sections`;
+- **search**: `feature_cache_refusal` (why the cached-feature fast path does not apply).
+
+Keras is imported inside methods only, so the registry (and the config loader that reads
+`only_keys` and `defaults`) stays light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ftk.config import Config
-from ftk.data.splits import Examples, Splits
+if TYPE_CHECKING:
+    import numpy as np
 
-# What every classifier's `serving_default` returns (recorded in the export metadata).
-CLASSIFICATION_OUTPUTS = {
-    "probabilities": "DT_FLOAT [-1, num_classes]",
-    "class_id": "DT_INT32 [-1]",
-    "class_name": "DT_STRING [-1]",
-}
+    from ftk.config.schema import Config
+    from ftk.data.splits import Examples, Splits
+
+Fail = Callable[[str, str], None]  # fail("section.key", "what is expected") raises ConfigError
 
 
-@dataclass(frozen=True)
 class Task:
-    """The task-specific steps of a run.
+    """The base of every task. Subclasses set the class attributes and override the methods
+    that raise `NotImplementedError`."""
 
-    - `load_data(config) -> Splits`: the default reader of `[data]` (a project's `data.py`
-      may replace it).
-    - `build_model(info, config, num_classes)`: the keras-hub classifier on a resolved preset.
-    - `dataset(examples, config, training)`: batched `(inputs, labels)`; shuffled and (for
-      images) augmented only when `training`.
-    - `write_export(model, label_names, config, staging, inputs, probabilities)`: the
-      SavedModel (and ONNX when `export.onnx`) plus the verification reference, in `staging`.
-    - `signature`: the served `serving_default` signature, recorded in the export metadata.
-    """
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    template: ClassVar[str] = ""
+    only_keys: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # tune.objective values this task offers, each "max" or "min"; the first is the default.
+    objectives: ClassVar[Mapping[str, str]] = {"val_loss": "min"}
+    # The validation metric WiSE-FT's alpha is chosen by (a key of `objectives`, no `val_`).
+    interpolation_metric: ClassVar[str] = "loss"
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
+    metric_titles: ClassVar[Mapping[str, str]] = {}  # how a metric is written for people
+    signature: ClassVar[Mapping[str, Any]] = {}
 
-    name: str
-    load_data: Callable[[Config], Splits]
-    build_model: Callable[[Any, Config, int], Any]
-    dataset: Callable[[Examples, Config, bool], Any]
-    write_export: Callable[[Any, list[str], Config, Path, list[str], Any], None]
-    signature: dict = field(default_factory=dict)
+    # -- config ---------------------------------------------------------------------------
+    def validate(self, config: Config, fail: Fail) -> None:
+        """Checks of this task's own keys (the shared ones are checked by `ftk.config`)."""
+
+    def direction(self, objective: str) -> str:
+        """ "max" or "min" for one of `objectives` (or its name without `val_`)."""
+        key = objective if objective in self.objectives else f"val_{objective}"
+        return self.objectives[key]
+
+    # -- data -----------------------------------------------------------------------------
+    def load_data(self, config: Config) -> Splits:
+        """The default reader of `[data]` (a project's `data.py` may replace it)."""
+        raise NotImplementedError
+
+    def dataset(self, examples: Examples, config: Config, training: bool):
+        """A batched `tf.data.Dataset` of `(inputs, targets)`; shuffled (and augmented) only
+        when `training`."""
+        raise NotImplementedError
+
+    def fold_ids(self, examples: Examples, k: int, seed: int) -> np.ndarray:
+        """A fold id in `[0, k)` for each example (cross-validation); seeded, round-robin."""
+        import numpy as np
+
+        ids = np.arange(len(examples)) % k
+        np.random.default_rng(seed).shuffle(ids)
+        return ids
+
+    # -- model ----------------------------------------------------------------------------
+    def build_model(self, info, config: Config, label_names: list[str]):
+        """The keras-hub task model on the resolved preset `info` (`ftk.presets.PresetInfo`)."""
+        raise NotImplementedError
+
+    def prepare_model(self, model, config: Config) -> None:
+        """Called once on a freshly built model, before LoRA is enabled (e.g. seed a head)."""
+
+    def freezes_batchnorm(self, config: Config) -> bool:
+        """Whether BatchNorm layers stay in inference mode while the backbone trains."""
+        return False
+
+    def loss(self, config: Config):
+        raise NotImplementedError
+
+    def metrics(self, config: Config) -> list:
+        return []
+
+    # -- evaluation -----------------------------------------------------------------------
+    def predict(self, model, dataset) -> np.ndarray:
+        """Float32 outputs of `model` on the inputs of a `(inputs, targets)` dataset: what the
+        test metrics are computed from and the exports are verified against."""
+        raise NotImplementedError
+
+    def evaluate(self, examples: Examples, outputs: np.ndarray, label_names: list[str]) -> dict:
+        """The test metrics (`metrics.json`) of `outputs` against the examples' targets."""
+        raise NotImplementedError
+
+    def metric_title(self, name: str) -> str:
+        """`name` as a person reads it ("macro_f1" -> "macro-F1")."""
+        return self.metric_titles.get(name, name.replace("_", " "))
+
+    def headline(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """`{"test_<name>": value}` for `headline_metrics`: the run summary's numbers."""
+        return {f"test_{name}": metrics[name] for name in self.headline_metrics}
+
+    # -- export ---------------------------------------------------------------------------
+    def write_export(
+        self, model, label_names: list[str], config: Config, staging: Path, inputs, outputs
+    ) -> None:
+        """The SavedModel (and ONNX, ...) plus the verification reference, in `staging`."""
+        raise NotImplementedError
+
+    def serving_inputs(self, version_dir: Path) -> dict:
+        """The recorded verification inputs as `serving_default` takes them (for the TF
+        Serving warm-up requests), e.g. `{"text": object array of bytes}`."""
+        raise NotImplementedError
+
+    def verify_export(self, version_dir: Path) -> dict:
+        """Check every artifact in `version_dir` against the recorded Keras outputs, in its own
+        runtime; returns `{"<artifact>_max_abs_diff": ..., "examples": n}` and raises
+        `VerificationError` on a mismatch."""
+        raise NotImplementedError
+
+    def measure_int8(self, version_dir: Path, onnx_path: Path, test: dict) -> dict:
+        """`export.onnx_int8`: quantize the ONNX model and measure what it costs on the test
+        split (`test_split.json`)."""
+        from ftk.errors import ConfigError
+
+        raise ConfigError(f"`export.onnx_int8` is not available for run.task={self.name!r}.")
+
+    # -- report ---------------------------------------------------------------------------
+    def report_sections(self, doc, run) -> None:
+        """Add this task's sections (test metrics and what follows) to the run report.
+
+        `doc` is an `ftk.report.document.Doc`; `run` an `ftk.report.document.RunFacts`."""
+
+    # -- search ---------------------------------------------------------------------------
+    def feature_cache_refusal(self, config: Config) -> str | None:
+        """Why the search's cached-feature path cannot serve this config (None: it can)."""
+        return f"the cached-feature path is not available for {self.name}"

@@ -6,33 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ftk.config import Config
-from ftk.data.splits import Examples, Splits
-from ftk.tasks.base import CLASSIFICATION_OUTPUTS, Task
+from ftk.tasks.classification import CLASSIFICATION_OUTPUTS, ClassificationTask
+from ftk.tasks.registry import register_task
 
-
-def load_data(config: Config) -> Splits:
-    """Read `[data]` with ftk's readers (CSV, `<label>/*.txt` folders, TFDS)."""
-    from ftk.data.text import load_text_splits
-
-    return load_text_splits(config.data, config.resolve_path, seed=config.run.seed)
-
-
-def build_model(info, config: Config, num_classes: int):
-    from ftk.models.text import build_text_classifier
-
-    return build_text_classifier(info, config.model, num_classes)
-
-
-def dataset(examples: Examples, config: Config, training: bool):
-    from ftk.data.text import to_dataset
-
-    if training:
-        return to_dataset(
-            examples, config.train.batch_size, config.data.shuffle_buffer, config.run.seed
-        )
-    return to_dataset(examples, config.train.batch_size)
+if TYPE_CHECKING:
+    from ftk.config.schema import Config
+    from ftk.data.splits import Examples, Splits
 
 
 def save_preprocessor(model, path: Path) -> None:
@@ -40,7 +21,7 @@ def save_preprocessor(model, path: Path) -> None:
     `keras_hub.models.TextClassifierPreprocessor.from_preset(path)`."""
     import keras
 
-    from ftk.runs import write_json
+    from ftk.files import write_json
 
     model.preprocessor.save_to_preset(str(path))
     config = keras.saving.serialize_keras_object(model.backbone)
@@ -49,33 +30,73 @@ def save_preprocessor(model, path: Path) -> None:
     write_json(path / "config.json", config)
 
 
-def write_export(model, labels, config: Config, staging: Path, texts, probabilities) -> None:
-    """SavedModel (`text` in), the reference texts, and ONNX (token ids in) + its tokenizer."""
-    import numpy as np
-    import tensorflow as tf
+@register_task
+class TextClassification(ClassificationTask):
+    """One label per text; MiniLM-L6 (or any keras-hub text backbone) with a softmax head."""
 
-    from ftk.export.onnx import write_text_onnx
-    from ftk.export.savedmodel import write_text_savedmodel
-    from ftk.export.verify import ONNX_DIR, ONNX_FILE, TOKENIZER_DIR, write_reference
-
-    write_text_savedmodel(model, labels, staging)
-    write_reference(staging, texts, probabilities, config.export.tolerance)
-    if config.export.onnx:
-        sample = {k: np.asarray(v) for k, v in model.preprocessor(tf.constant(texts[:2])).items()}
-        write_text_onnx(
-            model, sample, staging / ONNX_DIR / ONNX_FILE, {"labels": json.dumps(labels)}
-        )
-        save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)
-
-
-TASK = Task(
-    name="text_classification",
-    load_data=load_data,
-    build_model=build_model,
-    dataset=dataset,
-    write_export=write_export,
-    signature={
+    name = "text_classification"
+    title = "Text classification"
+    template = "text-classification"
+    only_keys = ("model.sequence_length", "data.text_column", "data.decode_errors")
+    signature = {
         "inputs": {"text": "DT_STRING [-1]"},
         "outputs": CLASSIFICATION_OUTPUTS,
-    },
-)
+    }
+
+    def validate(self, config: Config, fail) -> None:
+        if not config.data.path:
+            fail(
+                "data.path",
+                "a folder of <label>/ sub-folders, a CSV file or a TFDS name, or example:bbc_news",
+            )
+        if not 8 <= config.model.sequence_length <= 4096:
+            fail("model.sequence_length", "between 8 and 4096")
+        if config.data.decode_errors not in ("strict", "replace"):
+            fail("data.decode_errors", "'strict' (stop at undecodable bytes) or 'replace'")
+
+    def load_data(self, config: Config) -> Splits:
+        """Read `[data]` with ftk's readers (CSV, `<label>/*.txt` folders, TFDS)."""
+        from ftk.data.text import load_text_splits
+
+        return load_text_splits(config.data, config.resolve_path, seed=config.run.seed)
+
+    def build_model(self, info, config: Config, label_names: list[str]):
+        from ftk.models.text import build_text_classifier
+
+        return build_text_classifier(info, config.model, len(label_names))
+
+    def dataset(self, examples: Examples, config: Config, training: bool):
+        from ftk.data.text import to_dataset
+
+        if training:
+            return to_dataset(
+                examples, config.train.batch_size, config.data.shuffle_buffer, config.run.seed
+            )
+        return to_dataset(examples, config.train.batch_size)
+
+    def write_export(
+        self, model, labels, config: Config, staging: Path, texts, probabilities
+    ) -> None:
+        """SavedModel (`text` in), the reference texts, and ONNX (token ids in) + its tokenizer."""
+        import numpy as np
+        import tensorflow as tf
+
+        from ftk.tasks.classification.onnx import write_text_onnx
+        from ftk.tasks.classification.savedmodel import write_text_savedmodel
+        from ftk.tasks.classification.verify import (
+            ONNX_DIR,
+            ONNX_FILE,
+            TOKENIZER_DIR,
+            write_reference,
+        )
+
+        write_text_savedmodel(model, labels, staging)
+        write_reference(staging, texts, probabilities, config.export.tolerance)
+        if config.export.onnx:
+            sample = {
+                k: np.asarray(v) for k, v in model.preprocessor(tf.constant(texts[:2])).items()
+            }
+            write_text_onnx(
+                model, sample, staging / ONNX_DIR / ONNX_FILE, {"labels": json.dumps(labels)}
+            )
+            save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)

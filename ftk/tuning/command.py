@@ -62,7 +62,7 @@ def tune(
     if search_only:
         return {"search": search, "run": None}
     from ftk.config import load_config
-    from ftk.tasks.runner import run
+    from ftk.runs.pipeline import run
 
     tuned = load_config(search["best_config"])
     logger.info("Training the final model with the best values (%s)", search["best_config"])

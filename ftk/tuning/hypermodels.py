@@ -1,6 +1,6 @@
 """KerasTuner HyperModels: one trial = one config (`ftk.tuning.space.trial_config`).
 
-- `RecipeHyperModel` (the full path): builds the task model with `ftk.tasks.runner.build_model`,
+- `RecipeHyperModel` (the full path): builds the task model with `ftk.runs.model.build_model`,
   the builder `train.py` uses, and trains it with the recipe's phases (`ftk.recipes`): each
   phase sets its trainable weights and compiles with `compile_phase`, as in a run.
 - `HeadHyperModel` (the cached-feature path, head-only searches): the backbone's output for
@@ -71,11 +71,11 @@ class RecipeHyperModel(_SpaceHyperModel):
         self.task, self.info, self.splits = task, info, splits
 
     def build(self, hp):
-        from ftk.tasks.runner import build_model
+        from ftk.runs.model import build_model
 
         trial = self.trial_config(hp)
         keras.utils.set_random_seed(trial.run.seed)  # trials differ by their values only
-        return build_model(self.task, self.info, trial, len(self.splits.label_names))
+        return build_model(self.task, self.info, trial, self.splits.label_names)
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
         """Every phase of the trial's recipe, restricted to epochs `[initial_epoch, epochs)`
@@ -137,7 +137,8 @@ class HeadHyperModel(_SpaceHyperModel):
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
         from ftk.recipes import phase_schedule, plan_phases, steps_per_epoch
-        from ftk.training import compile_classifier
+        from ftk.tasks.registry import get_task
+        from ftk.training import compile_model
 
         trial = self.trial_config(hp)
         x, y = self.features["train_x"], self.features["train_y"]
@@ -148,8 +149,14 @@ class HeadHyperModel(_SpaceHyperModel):
             if trial.recipe.lr_head != 1.0
             else None
         )
-        compile_classifier(
-            model, trial.train, phase_schedule(trial, phase, steps * phase.epochs), multipliers
+        task = get_task(trial.run.task)
+        compile_model(
+            model,
+            trial.train,
+            task.loss(trial),
+            task.metrics(trial),
+            phase_schedule(trial, phase, steps * phase.epochs),
+            multipliers,
         )
         return model.fit(
             x,
@@ -184,8 +191,8 @@ def cache_features(config: Config, task, info, splits, directory: Path) -> tuple
     """The frozen backbone's output (the head's input) for the training and validation splits,
     computed once into `directory` (`<name>.npy`, reused while the key matches), and the head's
     layer configs. Returns `(features, head)`."""
-    from ftk.runs import read_json, write_atomic, write_json
-    from ftk.tasks.runner import build_model
+    from ftk.files import read_json, write_atomic, write_json
+    from ftk.runs.model import build_model
 
     directory.mkdir(parents=True, exist_ok=True)
     key = feature_key(config, splits, info)
@@ -196,7 +203,7 @@ def cache_features(config: Config, task, info, splits, directory: Path) -> tuple
         features = {n: np.load(directory / f"{n}.npy", allow_pickle=False) for n in FEATURE_FILES}
         return features, meta["head"]
     keras.utils.set_random_seed(config.run.seed)
-    model = build_model(task, info, config, len(splits.label_names))
+    model = build_model(task, info, config, splits.label_names)
     head = {
         "dropout": model.output_dropout.get_config(),
         "dense": model.output_dense.get_config(),

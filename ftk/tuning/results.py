@@ -20,8 +20,9 @@ from statistics import median
 
 from ftk.config import Config, replace, to_toml, with_absolute_paths
 from ftk.errors import ConfigError
-from ftk.runs import read_json, write_atomic, write_json
-from ftk.tuning.space import by_section, maximized, values_of
+from ftk.files import read_json, write_atomic, write_json
+from ftk.tasks.registry import get_task
+from ftk.tuning.space import by_section, values_of
 
 logger = logging.getLogger("ftk")
 
@@ -29,8 +30,9 @@ REGULARIZATION_KEYS = ("train.weight_decay", "train.l2", "model.dropout", "train
 BEST_CONFIG = "best_config.toml"
 
 
-def read_trials(directory: Path, space: dict) -> list[dict]:
-    """Every trial of the search in `directory`, in trial order."""
+def read_trials(directory: Path, space: dict, metrics: list[str]) -> list[dict]:
+    """Every trial of the search in `directory`, in trial order, with `metrics` (and their
+    training counterparts) at each trial's best epoch."""
     from keras_tuner.engine.trial import Trial
 
     from ftk.tuning.search import TRIAL_FILE, last_line
@@ -40,12 +42,12 @@ def read_trials(directory: Path, space: dict) -> list[dict]:
         trial = Trial.load(str(path))
         extra_path = path.parent / TRIAL_FILE
         extra = read_json(extra_path) if extra_path.exists() else {}
-        metrics = {}
-        for name in ("val_accuracy", "val_loss", "accuracy", "loss"):
+        measured = {}
+        for name in [*metrics, *(m.removeprefix("val_") for m in metrics)]:
             if trial.metrics.exists(name):
                 history = trial.metrics.get_history(name)
                 at_best = [o for o in history if o.step == trial.best_step] or history[-1:]
-                metrics[name] = float(at_best[0].value[0]) if at_best else None
+                measured[name] = float(at_best[0].value[0]) if at_best else None
         values = trial.hyperparameters.values
         records.append(
             {
@@ -53,7 +55,7 @@ def read_trials(directory: Path, space: dict) -> list[dict]:
                 "status": trial.status,
                 **values_of(values, space),
                 "score": None if trial.score is None else float(trial.score),
-                **metrics,
+                **measured,
                 "best_epoch": None if trial.score is None else int(trial.best_step) + 1,
                 "epochs": values.get("tuner/epochs"),
                 "seconds": extra.get("seconds"),
@@ -67,13 +69,13 @@ def read_trials(directory: Path, space: dict) -> list[dict]:
     return records
 
 
-def best_trial(records: list[dict], objective: str) -> dict:
+def best_trial(records: list[dict], objective: str, task) -> dict:
     done = [r for r in records if r["status"] == "COMPLETED" and r["score"] is not None]
     if not done:
         raise ConfigError(
             "No trial of the search completed; see the trials table and the log for why."
         )
-    sign = -1 if maximized(objective) else 1
+    sign = -1 if task.direction(objective) == "max" else 1
     return min(done, key=lambda r: (sign * r["score"], r["trial"]))
 
 
@@ -91,14 +93,14 @@ def write_tables(
     directory: Path,
     best: dict | None,
     baseline: dict | None = None,
+    metrics: tuple[str, ...] = ("val_loss",),
 ) -> None:
     columns = [
         "trial",
         "status",
         *space,
         "score",
-        "val_accuracy",
-        "val_loss",
+        *metrics,
         "best_epoch",
         "seconds",
         "peak_rss_mb",
@@ -204,14 +206,16 @@ def best_config(config: Config, values: dict) -> Config:
 def write_results(config: Config, space: dict, directory: Path) -> dict:
     """Tables, plot, `best.json` and `best_config.toml` for the search in `directory`."""
     objective = config.tune.objective
-    records = read_trials(directory, space)
+    task = get_task(config.run.task)
+    metrics = tuple(task.objectives)
+    records = read_trials(directory, space, list(metrics))
     baseline = baseline_trial(records, config)
     try:
-        best = best_trial(records, objective)
+        best = best_trial(records, objective, task)
     except ConfigError:
-        write_tables(records, space, directory, None, baseline)
+        write_tables(records, space, directory, None, baseline, metrics)
         raise
-    write_tables(records, space, directory, best, baseline)
+    write_tables(records, space, directory, best, baseline, metrics)
     plot_trials(records, space, objective, directory / "trials.png", best, baseline)
     values = {key: best[key] for key in space}
     tuned = best_config(config, values)

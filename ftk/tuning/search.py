@@ -19,7 +19,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -27,11 +26,11 @@ import keras_tuner
 
 from ftk.config import Config, to_dict
 from ftk.errors import ConfigError, FtkError
-from ftk.runs import read_json, write_json
+from ftk.files import read_json, write_json
+from ftk.tuning.measure import memory_mb, objective
 from ftk.tuning.space import (
     baseline_values,
     check_space,
-    maximized,
     search_space,
     uses_cached_features,
 )
@@ -86,17 +85,6 @@ def check_same_search(config: Config, directory: Path) -> None:
             f"{directory} holds a search started with a different config ({shown}). Set "
             f"tune.name to start a new search, or restore those keys to continue this one."
         )
-
-
-def memory_mb() -> tuple[float, float]:
-    """(current, peak) resident memory of this process in MB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-    try:
-        with open("/proc/self/statm") as f:
-            current = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        current = float("nan")
-    return round(current, 1), round(peak, 1)
 
 
 def _oracle(config: Config, space: dict, objective, hp):
@@ -235,12 +223,6 @@ class HyperbandTuner(_FtkTrials, keras_tuner.Hyperband):
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
-def objective(config: Config) -> keras_tuner.Objective:
-    """`tune.objective` with its direction."""
-    name = config.tune.objective
-    return keras_tuner.Objective(name, "max" if maximized(name) else "min")
-
-
 def last_line(message: str | None) -> str | None:
     """The last line of a trial's message (KerasTuner stores the whole traceback)."""
     lines = (message or "").strip().splitlines()
@@ -268,7 +250,7 @@ def make_tuner(config: Config, space: dict, hypermodel, directory: Path, path: s
 def prepare(config: Config, load_data=None, features: bool = True):
     """Check the space and the search directory, load the data and the preset, and (for a
     head-only search) cache the backbone's features. Returns what `run_search` needs."""
-    from ftk.tasks.runner import load_task
+    from ftk.runs.model import load_task
 
     space = search_space(config)
     check_space(config, space)

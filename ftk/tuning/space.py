@@ -22,8 +22,8 @@ from collections import defaultdict
 from typing import Any
 
 from ftk.config import Config, replace, search_spec
-from ftk.data.augment import augments
 from ftk.errors import ConfigError
+from ftk.tasks.registry import get_task
 
 # Keys that change only the head or the optimisation of a head-only run: a search over these
 # alone, with the backbone frozen, can train the head on cached backbone features.
@@ -73,11 +73,6 @@ def trial_config(config: Config, values: dict[str, Any]) -> Config:
         sections["train"].setdefault("epochs", config.tune.epochs)
     sections["tune"]["enabled"] = False
     return replace(config, **sections)
-
-
-def maximized(objective: str) -> bool:
-    """Whether `tune.objective` is better higher (accuracy) or lower (loss)."""
-    return objective.endswith("accuracy")
 
 
 def check_space(config: Config, space: dict[str, dict[str, Any]]) -> None:
@@ -150,9 +145,7 @@ def uses_cached_features(config: Config, space: dict[str, dict[str, Any]]) -> tu
     other = sorted(set(space) - HEAD_KEYS)
     if other:
         return False, f"{', '.join(other)} change(s) more than the head"
-    if config.run.task == "image_classification" and augments(config.augment):
-        return False, (
-            "training images are augmented (set augment.flip = false and augment.rotation, "
-            "zoom and contrast to 0 to tune on cached features)"
-        )
+    refusal = get_task(config.run.task).feature_cache_refusal(config)
+    if refusal:
+        return False, refusal
     return True, "the backbone is frozen (model.trainable = 'head')"

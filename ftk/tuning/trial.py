@@ -34,7 +34,7 @@ LOG = "trial.log"
 def write_inputs(directory: Path, config, splits) -> None:
     """The config and the examples a trial process reads (written atomically)."""
     from ftk.config import to_toml, with_absolute_paths
-    from ftk.runs import write_atomic, write_json
+    from ftk.files import write_atomic, write_json
 
     folder = Path(directory) / INPUTS
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     set_backend(config.runtime.backend)  # before keras is imported
     import keras_tuner
 
+    from ftk.files import write_json
     from ftk.presets import resolve_preset
-    from ftk.runs import write_json
     from ftk.tasks import get_task
     from ftk.tuning.hypermodels import RecipeHyperModel
-    from ftk.tuning.search import memory_mb, objective
+    from ftk.tuning.measure import memory_mb, objective
     from ftk.tuning.space import declare, search_space
 
     data = json.loads((args.directory / INPUTS / "data.json").read_text())

@@ -1,6 +1,6 @@
 """How this project finds its images: edit `load_data` to read your own data.
 
-`load_data(config)` returns `ftk.data.splits.Splits` (train / validation / test examples and
+`load_data(config)` returns `ftk.Splits` (train / validation / test examples and
 the label names). The default reads `[data]` in config.toml with ftk's readers: a folder of
 `<label>/<image>`, a CSV file of image paths and labels, or a TFDS dataset. Every image is
 decoded once up front (`data.on_bad_images`).
@@ -14,9 +14,14 @@ To read from somewhere else, build `Row`s of image paths and let ftk check, spli
 Keep this module free of Keras imports: the backend is chosen after it is imported.
 """
 
-from ftk.config import Config
-from ftk.data.images import check_images, load_image_splits  # noqa: F401  (for custom readers)
-from ftk.data.splits import Row, Splits, build_splits  # noqa: F401  (for custom readers)
+from ftk import (  # noqa: F401  (check_images, Row, build_splits: for custom readers)
+    Config,
+    Row,
+    Splits,
+    build_splits,
+    check_images,
+    load_image_splits,
+)
 
 
 def load_data(config: Config) -> Splits:

@@ -1,6 +1,6 @@
 """How this project reads its examples: edit `load_data` to read your own data.
 
-`load_data(config)` returns `ftk.data.splits.Splits` (train / validation / test examples and
+`load_data(config)` returns `ftk.Splits` (train / validation / test examples and
 the label names). The default reads `[data]` in config.toml with ftk's readers: a folder of
 `<label>/*.txt`, a CSV file, or a TFDS dataset.
 
@@ -12,9 +12,13 @@ To read from somewhere else, build `Row`s and let ftk check, split and label the
 Keep this module free of Keras imports: the backend is chosen after it is imported.
 """
 
-from ftk.config import Config
-from ftk.data.splits import Row, Splits, build_splits  # noqa: F401  (for custom readers)
-from ftk.data.text import load_text_splits
+from ftk import (  # noqa: F401  (Row, build_splits: for custom readers)
+    Config,
+    Row,
+    Splits,
+    build_splits,
+    load_text_splits,
+)
 
 
 def load_data(config: Config) -> Splits:

@@ -18,7 +18,7 @@ Settings live in config.toml; how examples are read lives in data.py.
 import sys
 from pathlib import Path
 
-from ftk.cli import train_main
+from ftk import train_main
 
 import data
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ftk.config import load_config
+from ftk import load_config
 
 import data
 

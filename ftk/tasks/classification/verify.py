@@ -1,4 +1,4 @@
-"""Check an export against the Keras model it came from, in its own runtime.
+"""Check a classifier's export against the Keras model it came from, in its own runtime.
 
 The Keras model's probabilities on held-out examples are recorded at export time in
 `assets.extra/ftk_verify.json` (with the texts, or with the image files copied into
@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ftk.errors import VerificationError
+from ftk.export import serving
+from ftk.export.onnx import ONNX_DIR, ONNX_FILE
 from ftk.progress import progress
 
 VERIFY_FILE = "ftk_verify.json"
 VERIFY_IMAGES_DIR = "ftk_verify"
 # The verification images kept in an export, at most (user photos can be megabytes each).
 VERIFY_IMAGES_MAX_BYTES = 16 * 2**20
-ONNX_DIR = "onnx"
-ONNX_FILE = "model.onnx"
 TOKENIZER_DIR = "preprocessor"
 
 
@@ -243,7 +243,7 @@ def verify_export(version_dir: Path) -> dict[str, float]:
             )
             steps.update()
             if litert_path.exists():
-                from ftk.export.litert import litert_probabilities
+                from ftk.tasks.classification.litert import litert_probabilities
 
                 result["litert_max_abs_diff"] = max(
                     _check("LiteRT", litert_probabilities(litert_path, pixels), want, tolerance)
@@ -284,10 +284,8 @@ def verify_serving(
     """
     import tensorflow as tf
 
-    from ftk.export import serving
-
     serving.check_ops(version_dir)
-    serving.check_signatures(loaded, expected.shape[-1], binary="image_bytes" in inputs)
+    check_signatures(loaded, expected.shape[-1], binary="image_bytes" in inputs)
     specs = serving.signature_inputs(loaded)
     signature = loaded.signatures[serving.DEFAULT_SIGNATURE]
     result = {}
@@ -321,3 +319,35 @@ def verify_serving(
                 labels,
             )
     return result
+
+
+def check_signatures(loaded, num_classes: int, binary: bool) -> None:
+    """The served signatures are exactly what the README documents: `serving_default` takes
+    `text` (or `image_bytes`) as string `[batch]`; image exports add `serving_pixels` taking
+    `pixels` float32 `[batch, h, w, 3]`; each returns `probabilities` float32
+    `[batch, num_classes]`, `class_id` int32 `[batch]` and `class_name` string `[batch]`."""
+    outputs = {
+        "probabilities": f"float32 [-1, {num_classes}]",
+        "class_id": "int32 [-1]",
+        "class_name": "string [-1]",
+    }
+    names = {serving.DEFAULT_SIGNATURE, "serving_pixels"} if binary else {serving.DEFAULT_SIGNATURE}
+    found = set(loaded.signatures.keys())
+    if found != names:
+        raise VerificationError(f"Signatures are {sorted(found)}, expected {sorted(names)}.")
+    expected = {serving.DEFAULT_SIGNATURE: {"image_bytes" if binary else "text": "string [-1]"}}
+    if binary:  # any height and width, as long as the shape is [-1, h, w, 3]
+        pixels = serving.signature_inputs(loaded, "serving_pixels").get("pixels")
+        h, w = pixels.shape[1:3] if pixels is not None and pixels.shape.rank == 4 else ("h", "w")
+        expected["serving_pixels"] = {"pixels": f"float32 [-1, {h}, {w}, 3]"}
+    for name, inputs in expected.items():
+        function = loaded.signatures[name]
+        got_in = {
+            k: serving.spec_text(v) for k, v in function.structured_input_signature[1].items()
+        }
+        got_out = {k: serving.spec_text(v) for k, v in function.structured_outputs.items()}
+        if got_in != inputs or got_out != outputs:
+            raise VerificationError(
+                f"Signature {name!r} is inputs {got_in} -> outputs {got_out}; the documented "
+                f"contract is inputs {inputs} -> outputs {outputs}."
+            )

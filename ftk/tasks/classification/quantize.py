@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ftk.export.verify import onnx_feeds
 from ftk.progress import progress
+from ftk.tasks.classification.verify import onnx_feeds
 
 logger = logging.getLogger("ftk")
 

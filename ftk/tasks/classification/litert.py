@@ -1,7 +1,7 @@
 """Optional LiteRT (TensorFlow Lite) export of an image classifier (`export.litert`):
 `litert/model.tflite`, float pixels in (as `serving_pixels`), probabilities out, checked in
 TensorFlow's LiteRT interpreter against the Keras probabilities like the other exports
-(`ftk.export.verify.verify_export`).
+(`ftk.tasks.classification.verify.verify_export`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ftk.export.savedmodel import probabilities_of
+from ftk.tasks.classification.savedmodel import probabilities_of
 
 LITERT_DIR = "litert"
 LITERT_FILE = "model.tflite"

@@ -1,0 +1,207 @@
+"""Cross-field and range checks of a built `Config`, one function per section; a task's own
+keys are checked by its `Task.validate`. Each failure is a `ConfigError` naming the key, what
+was received and what is expected."""
+
+from __future__ import annotations
+
+from ftk.config.schema import (
+    BACKENDS,
+    DATA_FORMATS,
+    DISTRIBUTIONS,
+    LR_SCALING,
+    MAX_REPORT_MISTAKES,
+    NAME_RE,
+    PRECISIONS,
+    RECIPES,
+    SCHEDULES,
+    TRAINABLE_HELP,
+    TRAINABLE_RE,
+    TUNE_ALGORITHMS,
+    Config,
+)
+from ftk.config.space import search_spec
+from ftk.errors import ConfigError
+from ftk.tasks.registry import get_task
+
+
+def validate(config: Config) -> None:
+    """Cross-field and range checks. Raises `ConfigError` naming the key."""
+
+    def fail(key: str, expected: str) -> None:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        raise ConfigError(f"`{key}` must be {expected}. Received: {key}={value!r}")
+
+    _validate_runtime(config, fail)
+    _validate_model(config, fail)
+    get_task(config.run.task).validate(config, fail)
+    _validate_data(config, fail)
+    _validate_train(config, fail)
+    _validate_run(config, fail)
+    _validate_recipe(config, fail)
+    _validate_tune(config, fail)
+    _validate_export(config, fail)
+
+
+def _validate_runtime(config: Config, fail) -> None:
+    if config.runtime.backend not in BACKENDS:
+        fail("runtime.backend", f"one of {', '.join(BACKENDS)}")
+    if config.runtime.distribution not in DISTRIBUTIONS:
+        fail("runtime.distribution", f"one of {', '.join(DISTRIBUTIONS)}")
+    if config.runtime.precision not in PRECISIONS:
+        fail("runtime.precision", f"one of {', '.join(PRECISIONS)}")
+    if config.runtime.scale_learning_rate not in LR_SCALING:
+        fail("runtime.scale_learning_rate", f"one of {', '.join(LR_SCALING)}")
+    allowed = {  # what each backend can run (ftk.distribute)
+        "tensorflow": ("auto", "none", "mirrored", "multi_worker", "tpu"),
+        "jax": ("auto", "none", "data_parallel", "tpu"),
+        "torch": ("auto", "none"),
+    }.get(config.runtime.backend, DISTRIBUTIONS)
+    if config.runtime.distribution not in allowed:
+        fail(
+            "runtime.distribution",
+            f"one of {', '.join(allowed)} with runtime.backend={config.runtime.backend!r}",
+        )
+    if not 0 <= config.runtime.cpu_devices <= 64:
+        fail("runtime.cpu_devices", "between 0 (as found) and 64")
+
+
+def _validate_model(config: Config, fail) -> None:
+    if not config.model.preset:
+        fail("model.preset", "a preset name or a directory")
+    if not TRAINABLE_RE.match(config.model.trainable):
+        fail("model.trainable", TRAINABLE_HELP)
+    if not 0.0 <= config.model.dropout < 1.0:
+        fail("model.dropout", "in [0, 1)")
+
+
+def _validate_data(config: Config, fail) -> None:
+    if config.data.format not in DATA_FORMATS:
+        fail("data.format", f"one of {', '.join(DATA_FORMATS)}")
+    for key in ("validation_split", "test_split"):
+        if not 0.0 <= getattr(config.data, key) < 1.0:
+            fail(f"data.{key}", "in [0, 1)")
+    if config.data.validation_split + config.data.test_split >= 0.9:
+        fail("data.test_split", "small enough that validation_split + test_split < 0.9")
+    if len(set(config.data.labels)) != len(config.data.labels):
+        fail("data.labels", "a list without duplicates")
+    if config.data.labels and len(config.data.labels) < 2:
+        fail("data.labels", "empty (inferred from the data) or at least 2 names")
+    if any(not label.strip() for label in config.data.labels):
+        fail("data.labels", "a list of non-empty names")
+    for key in ("max_train_examples", "shuffle_buffer"):
+        if getattr(config.data, key) < 0:
+            fail(f"data.{key}", ">= 0")
+
+
+def _validate_train(config: Config, fail) -> None:
+    for key in ("epochs", "batch_size"):
+        if getattr(config.train, key) < 1:
+            fail(f"train.{key}", ">= 1")
+    if not 0.0 < config.train.learning_rate < 1.0:
+        fail("train.learning_rate", "in (0, 1)")
+    if config.train.weight_decay < 0:
+        fail("train.weight_decay", ">= 0")
+    for key in ("early_stopping_patience", "steps_per_epoch"):
+        if getattr(config.train, key) < 0:
+            fail(f"train.{key}", ">= 0 (0 turns it off)")
+
+
+def _validate_run(config: Config, fail) -> None:
+    if config.run.seed < 0:
+        fail("run.seed", ">= 0")
+    if not 0 <= config.run.report_mistakes <= MAX_REPORT_MISTAKES:
+        fail("run.report_mistakes", f"in [0, {MAX_REPORT_MISTAKES}]")
+
+
+def _validate_export(config: Config, fail) -> None:
+    if not NAME_RE.match(config.export.model_name):
+        fail(
+            "export.model_name", "letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    if config.export.onnx_int8 and not config.export.onnx:
+        fail("export.onnx_int8", "false when export.onnx is false (it quantizes the ONNX model)")
+    if config.export.verify_examples < 1:
+        fail("export.verify_examples", ">= 1")
+    if not 0.0 < config.export.tolerance <= 0.1:
+        fail("export.tolerance", "in (0, 0.1]")
+
+
+def _validate_recipe(config: Config, fail) -> None:
+    train, recipe = config.train, config.recipe
+    if train.schedule not in SCHEDULES:
+        fail("train.schedule", f"one of {', '.join(SCHEDULES)}")
+    if train.warmup_steps < 0:
+        fail("train.warmup_steps", ">= 0 (0 = no warmup)")
+    if train.warmup_epochs < 0:
+        fail("train.warmup_epochs", ">= 0 (0 = no warmup)")
+    if train.warmup_steps and train.warmup_epochs:
+        fail("train.warmup_epochs", "0 when train.warmup_steps is set (warmup in steps or epochs)")
+    if not 0.0 <= train.decay_to < 1.0:
+        fail("train.decay_to", "in [0, 1) (the fraction of the peak rate left at the end)")
+    if train.schedule == "exponential" and train.decay_to == 0:
+        fail("train.decay_to", "> 0 for train.schedule='exponential'")
+    for key in ("l2", "label_smoothing"):
+        if getattr(train, key) < 0:
+            fail(f"train.{key}", ">= 0 (0 turns it off)")
+    if train.label_smoothing >= 1:
+        fail("train.label_smoothing", "in [0, 1)")
+    if train.l2 and train.weight_decay:
+        fail("train.l2", "0 when train.weight_decay is set: choose AdamW decay or an L2 penalty")
+    if recipe.name not in RECIPES:
+        fail("recipe.name", f"one of {', '.join(RECIPES)}")
+    if recipe.head_epochs < 0:
+        fail("recipe.head_epochs", ">= 0")
+    if (
+        recipe.name != "single"
+        and recipe.head_epochs >= train.epochs
+        and (config.model.trainable != "head")
+    ):
+        fail(
+            "recipe.head_epochs",
+            f"fewer than train.epochs={train.epochs} (they are counted in it) so that the "
+            "backbone gets epochs too, or use recipe.name='single'",
+        )
+    if not 0.0 < recipe.head_learning_rate < 1.0:
+        fail("recipe.head_learning_rate", "in (0, 1)")
+    if recipe.unfreeze_every < 1:
+        fail("recipe.unfreeze_every", ">= 1 (epochs between unfreezing one more block)")
+    for group in ("embeddings", "lower", "upper", "head"):
+        if not 0.0 <= getattr(recipe, f"lr_{group}") <= 10.0:
+            fail(f"recipe.lr_{group}", "a learning-rate multiplier in [0, 10]")
+    if not 2 <= recipe.interpolation_points <= 101:
+        fail("recipe.interpolation_points", "between 2 and 101 (alphas evenly spaced in [0, 1])")
+    if recipe.keep_best_alpha and not recipe.interpolate:
+        fail("recipe.keep_best_alpha", "false unless recipe.interpolate is true")
+    if recipe.cv_folds == 1 or not 0 <= recipe.cv_folds <= 20:
+        fail("recipe.cv_folds", "0 (off) or between 2 and 20")
+    lora = config.model.lora_rank
+    if lora < 0 or lora > 256:
+        fail("model.lora_rank", "0 (off) or a rank between 1 and 256")
+    if lora and config.model.trainable != "all":
+        fail(
+            "model.trainable",
+            "'all' when model.lora_rank > 0 (LoRA adapts every block; the backbone's own "
+            "weights stay frozen)",
+        )
+    if lora and recipe.name == "gradual":
+        fail("recipe.name", "'single' or 'two_phase' when model.lora_rank > 0")
+
+
+def _validate_tune(config: Config, fail) -> None:
+    tune = config.tune
+    if tune.algorithm not in TUNE_ALGORITHMS:
+        fail("tune.algorithm", f"one of {', '.join(TUNE_ALGORITHMS)}")
+    objectives = get_task(config.run.task).objectives
+    if tune.objective not in objectives:
+        fail("tune.objective", f"one of {', '.join(objectives)} (a validation metric)")
+    if not 1 <= tune.max_trials <= 10000:
+        fail("tune.max_trials", "between 1 and 10000")
+    if tune.epochs < 0:
+        fail("tune.epochs", ">= 0 (epochs per trial; 0 = train.epochs)")
+    if tune.max_minutes < 0:
+        fail("tune.max_minutes", ">= 0 (0 = no time limit)")
+    if not NAME_RE.match(tune.name):
+        fail("tune.name", "letters, digits, '_', '-' or '.', starting with a letter or digit")
+    for key, spec in tune.space.items():
+        search_spec(config, key, spec)
