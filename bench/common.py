@@ -51,7 +51,7 @@ def quiet_logs() -> None:
 def set_backend(backend: str) -> None:
     """Select the Keras backend (before keras is imported), as a baked project does."""
     quiet_logs()
-    from ftk.backend import set_backend as ftk_set_backend
+    from ftk.runtime.backend import set_backend as ftk_set_backend
 
     ftk_set_backend(backend)
 
@@ -59,7 +59,7 @@ def set_backend(backend: str) -> None:
 def bake_projects() -> None:
     """Bake the text and image templates once into build/bench/projects (their config.toml is
     what the workers load), and write the image data the image project reads."""
-    from ftk.templates import bake
+    from ftk.cli.new import bake
 
     PROJECTS.mkdir(parents=True, exist_ok=True)
     if not TEXT_PROJECT.exists():

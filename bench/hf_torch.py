@@ -42,7 +42,7 @@ def main() -> None:
 
     from bench.common import text_config
     from ftk.data.text import load_text_splits
-    from ftk.presets import resolve_preset
+    from ftk.presets.resolve import resolve_preset
 
     config = text_config("torch", [f"data.max_train_examples={args.train_examples}"])
     splits = load_text_splits(config.data, config.resolve_path, seed=config.run.seed)

@@ -37,7 +37,7 @@ def ftk_model(config):
     """The baked project's model, compiled as ftk compiles a phase that trains every weight."""
     from ftk.runs.model import build_model, load_task
     from ftk.tasks.classification.losses import compile_classifier
-    from ftk.training import build_from_spec
+    from ftk.training.fit import build_from_spec
 
     task, splits, info = load_task(config, None)
     model = build_model(task, info, config, splits.label_names)
@@ -101,7 +101,7 @@ def minimal_keras_hub(config, texts, labels, num_classes):
     import keras_hub
     import tensorflow as tf
 
-    from ftk.presets import resolve_preset
+    from ftk.presets.resolve import resolve_preset
 
     location = resolve_preset(config.model.preset, config.base_dir).location
     preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(

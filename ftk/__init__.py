@@ -1,7 +1,7 @@
 """ftk, the fine-tuning kit: fine-tune pretrained keras-hub backbones on Keras 3.
 
 `import ftk` imports neither keras nor tensorflow: the Keras backend is chosen from
-the configuration first (see `ftk.backend`), then the modules that need Keras are
+the configuration first (see `ftk.runtime.backend`), then the modules that need Keras are
 imported. The public names below are imported on first use:
 
 ```python
@@ -42,7 +42,7 @@ _PUBLIC = {
     "register_task": "ftk.tasks.registry",
     "get_task": "ftk.tasks.registry",
     "task_names": "ftk.tasks.registry",
-    "train_main": "ftk.cli",
+    "train_main": "ftk.cli.main",
     "run": "ftk.runs.pipeline",
     "RunFiles": "ftk.runs.files",
     "load_run_config": "ftk.runs.dirs",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import png_size
 
-from ftk.cli import main
+from ftk.cli.main import main
 from ftk.report import CURVES_SIZE
 from ftk.tasks.classification.report import SECTIONS, confusion_size
 

@@ -18,7 +18,7 @@ from ftk.convert.torch_legacy import (
     load_legacy_state_dict,
 )
 from ftk.errors import PresetError
-from ftk.presets import resolve_preset
+from ftk.presets.resolve import resolve_preset
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = (967, 968)  # espresso, cup

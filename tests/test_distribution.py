@@ -15,8 +15,15 @@ import pytest
 from conftest import tiny_config_toml
 
 from ftk.config import Config, RuntimeConfig, load_config
-from ftk.distribute import Devices, choose, choose_precision, cluster_workers, scaled, tpu_present
 from ftk.errors import ConfigError
+from ftk.runtime.distribute import (
+    Devices,
+    choose,
+    choose_precision,
+    cluster_workers,
+    scaled,
+    tpu_present,
+)
 
 TIMEOUT = 300
 MATCH = 1e-5
@@ -44,7 +51,7 @@ def _write_config(directory: Path, preset, data, runtime: str = "", export: bool
 
 def _start(config: Path, **env) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "ftk.cli", "train", "--config", str(config), "--quiet"],
+        [sys.executable, "-m", "ftk.cli.main", "train", "--config", str(config), "--quiet"],
         env=_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -191,7 +198,7 @@ def test_mixed_precision_trains_in_16_bits_and_exports_float32(
 def test_keras_20585_workaround_is_still_needed(tmp_path):
     """Plain Keras fails MirroredStrategy fit with a bool input (keras-team/keras#20585);
     ftk's patch makes it work. When this test fails on the first assertion, upstream fixed it:
-    drop `ftk/keras_fixes.py` (and this test)."""
+    drop `ftk/runtime/keras_fixes.py` (and this test)."""
     script = textwrap.dedent(
         """
         import os, sys
@@ -202,7 +209,7 @@ def test_keras_20585_workaround_is_still_needed(tmp_path):
         tf.config.set_logical_device_configuration(cpu, devices)
         import keras, numpy as np
         if sys.argv[1] == "patched":
-            from ftk.keras_fixes import patch_distributed_fit
+            from ftk.runtime.keras_fixes import patch_distributed_fit
             assert patch_distributed_fit()
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         x = np.ones((8, 4), "float32"); mask = np.arange(8) % 2 == 0; y = np.zeros(8, "int32")
@@ -233,12 +240,12 @@ def test_keras_20585_workaround_is_still_needed(tmp_path):
 
     import keras
 
-    from ftk.keras_fixes import needs_patch
+    from ftk.runtime.keras_fixes import needs_patch
 
     upstream = fit("upstream")
     assert upstream.returncode != 0 and "FIT OK" not in upstream.stdout, (
         f"Keras {keras.__version__} fits a bool input under MirroredStrategy: "
-        "keras-team/keras#20585 looks fixed upstream; remove ftk/keras_fixes.py."
+        "keras-team/keras#20585 looks fixed upstream; remove ftk/runtime/keras_fixes.py."
     )
     assert "Attempt to convert a value" in upstream.stderr or "bool" in upstream.stderr
     assert needs_patch()
@@ -342,8 +349,8 @@ def test_tpu_path_runs_without_any_cluster_resolver(monkeypatch):
     import keras
     import tensorflow as tf
 
-    import ftk.distribute as distribute
-    from ftk import keras_fixes
+    import ftk.runtime.distribute as distribute
+    from ftk.runtime import keras_fixes
 
     calls = []
 
@@ -384,7 +391,7 @@ def test_tpu_path_runs_without_any_cluster_resolver(monkeypatch):
 
 
 def test_multi_worker_without_tf_config_says_what_to_set():
-    from ftk.distribute import setup_runtime
+    from ftk.runtime.distribute import setup_runtime
 
     config = load_config(None, ["runtime.distribution=multi_worker"])
     with pytest.raises(ConfigError, match="TF_CONFIG"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config_toml
 
-from ftk.cli import main as ftk_main
+from ftk.cli.main import main as ftk_main
 from ftk.config import load_config
 from ftk.errors import ConfigError, ExportError, VerificationError
 from ftk.export.publish import publish, versions
@@ -211,7 +211,7 @@ def test_publish_across_filesystems_goes_through_a_hidden_staging_dir(tmp_path, 
 def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path, monkeypatch):
     import keras
 
-    from ftk import training
+    from ftk.training import fit as training
 
     class Crash(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -247,8 +247,8 @@ def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path
 def test_online_preset_offline_fails_fast_and_leaves_no_run(tiny_csv, tmp_path, monkeypatch):
     import time
 
-    from ftk import presets
     from ftk.errors import PresetError
+    from ftk.presets import resolve as presets
 
     monkeypatch.setattr(presets, "host_reachable", lambda *a, **k: False)
     config = load_config(

@@ -9,7 +9,7 @@ from ftk.config import ModelConfig, TrainConfig
 from ftk.errors import ConfigError, PresetError
 from ftk.models.image import build_image_classifier
 from ftk.models.trainable import TrainablePolicy, apply_trainable_policy, backbone_blocks
-from ftk.presets import resolve_preset
+from ftk.presets.resolve import resolve_preset
 from ftk.tasks.classification.losses import compile_classifier
 
 

@@ -7,7 +7,7 @@ import pytest
 from test_model_training import build, examples
 
 from ftk.errors import ConfigError
-from ftk.interpolate import (
+from ftk.training.interpolate import (
     alpha_grid,
     best_alpha,
     interpolate,

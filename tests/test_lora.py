@@ -29,7 +29,7 @@ from ftk.models.lora import (
 )
 from ftk.models.text import build_text_classifier
 from ftk.models.trainable import TrainablePolicy, apply_trainable_policy, count_parameters
-from ftk.presets import resolve_preset
+from ftk.presets.resolve import resolve_preset
 from ftk.tasks.classification.losses import compile_classifier
 
 RANK = 4

@@ -13,7 +13,8 @@ from test_model_training import build, examples
 
 from ftk.data.text import to_dataset
 from ftk.errors import ConfigError, DataError
-from ftk.lr_find import (
+from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
+from ftk.training.lr_find import (
     ExponentialSweep,
     LrFindResult,
     batch_losses,
@@ -24,7 +25,6 @@ from ftk.lr_find import (
     smooth,
     suggest,
 )
-from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
 
 
 def blobs(n=512, seed=0):

@@ -13,7 +13,7 @@ from ftk.data.text import to_dataset
 from ftk.errors import ConfigError
 from ftk.models.text import build_text_classifier, exact_gelu, use_exact_gelu
 from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
-from ftk.presets import resolve_preset
+from ftk.presets.resolve import resolve_preset
 from ftk.tasks.classification.losses import compile_classifier
 
 LABELS = ["music", "sport", "tech"]
@@ -87,7 +87,7 @@ def test_full_fine_tuning_learns(tiny_preset):
 
 
 def test_best_checkpoint_is_the_lowest_loss_not_the_newest(tmp_path):
-    from ftk.training import best_checkpoint
+    from ftk.training.fit import best_checkpoint
 
     (tmp_path / "checkpoints").mkdir()
     assert best_checkpoint(tmp_path) is None

@@ -13,7 +13,7 @@ def converted(tmp_path_factory):
     import onnx
     import tensorflow as tf
 
-    from ftk.export.onnx import _convert
+    from ftk.export.onnx import convert_function
 
     inputs = keras.Input((5, 8))
     hidden = keras.layers.Dense(8)(inputs)
@@ -31,7 +31,7 @@ def converted(tmp_path_factory):
         return {"y": model(x)}
 
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    _convert(forward, specs, path, None)
+    convert_function(forward, specs, path, None)
     return model, path, collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ftk.errors import ConfigError
-from ftk.optimizers import (
+from ftk.training.optimizers import (
     LAYER_GROUPS,
     DiscriminativeAdamW,
     discriminative_multipliers,
@@ -176,7 +176,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras
-from ftk.optimizers import DiscriminativeAdamW
+from ftk.training.optimizers import DiscriminativeAdamW
 
 
 def train(strategy):
@@ -311,7 +311,7 @@ def assert_partition(model, groups) -> None:
 def build_bert(tiny_preset, dropout=0.1):
     from ftk.config import ModelConfig
     from ftk.models.text import build_text_classifier
-    from ftk.presets import resolve_preset
+    from ftk.presets.resolve import resolve_preset
 
     info = resolve_preset(str(tiny_preset))
     return build_text_classifier(info, ModelConfig(sequence_length=16, dropout=dropout), LABELS)

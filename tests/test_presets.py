@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ftk import presets
 from ftk.errors import FtkError, PresetError
-from ftk.presets import (
+from ftk.presets import resolve as presets
+from ftk.presets.resolve import (
     OFFLINE_PRESETS,
     PresetInfo,
     check_online,

@@ -16,10 +16,10 @@ from ftk.data.splits import Examples
 from ftk.data.text import to_dataset
 from ftk.errors import ConfigError
 from ftk.models.text import build_text_classifier
-from ftk.presets import resolve_preset
-from ftk.recipes import Phase, plan_phases, train_phases
+from ftk.presets.resolve import resolve_preset
 from ftk.tasks.classification.losses import SparseCrossentropy
-from ftk.training import set_l2
+from ftk.training.fit import set_l2
+from ftk.training.recipes import Phase, plan_phases, train_phases
 
 LABELS = ["music", "sport", "tech"]
 
@@ -252,7 +252,7 @@ def test_lr_find_command_plots_suggests_and_writes_only_when_asked(
 ):
     from PIL import Image
 
-    from ftk.cli import main as ftk_main
+    from ftk.cli.main import main as ftk_main
 
     path, _ = run_config(tmp_path, tiny_preset, tiny_csv)
     original = path.read_text()
@@ -286,7 +286,7 @@ def test_lr_find_command_prints_a_sweep_without_a_steepest_point(
 ):
     """A sweep whose loss never falls has no steepest point (`null` in lr_find.json): the
     command still prints its suggestion (minimum/10) and says 'none' for the steepest."""
-    from ftk.cli import main as ftk_main
+    from ftk.cli.main import main as ftk_main
     from ftk.runs import find_lr
 
     def no_descent(config, load_data, **kwargs):
@@ -308,8 +308,8 @@ def test_lr_find_command_prints_a_sweep_without_a_steepest_point(
 
 
 def test_lr_find_command_errors(tmp_path, tiny_preset, tiny_csv, capsys):
-    from ftk.cli import main as ftk_main
-    from ftk.cli import train_main
+    from ftk.cli.main import main as ftk_main
+    from ftk.cli.main import train_main
 
     path, _ = run_config(tmp_path, tiny_preset, tiny_csv)
     assert train_main(["--config", str(path), "--apply"]) == 2
@@ -325,8 +325,8 @@ def test_lora_run_keeps_the_adapter_and_exports_merged_weights(tmp_path, tiny_pr
     import keras
     import tensorflow as tf
 
-    from ftk import training
     from ftk.runs import pipeline as runner
+    from ftk.training import fit as training
 
     class Crash(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ftk.errors import ConfigError
-from ftk.schedules import (
+from ftk.training.schedules import (
     SCHEDULES,
     OneCycle,
     Warmup,
@@ -47,7 +47,7 @@ def case_id(case) -> str:
 
 
 def expected_lr(name, lr, total_steps, warmup_steps, decay_to, step) -> float:
-    """The formula, written out independently of ftk.schedules, in float64."""
+    """The formula, written out independently of ftk.training.schedules, in float64."""
     lr, decay_to, step = np.float64(lr), np.float64(decay_to), np.float64(step)
     if name == "one_cycle":
         w = warmup_steps if warmup_steps > 0 else round(0.25 * total_steps)
@@ -258,7 +258,7 @@ def test_learning_rate_at_checks_its_arguments():
 BACKEND_SCRIPT = """
 import json, sys
 import keras, numpy as np
-from ftk.schedules import learning_rate_at, learning_rate_schedule
+from ftk.training.schedules import learning_rate_at, learning_rate_schedule
 
 assert keras.backend.backend() == sys.argv[1], keras.backend.backend()
 cases, steps = json.loads(sys.argv[2]), json.loads(sys.argv[3])

@@ -87,8 +87,8 @@ def head_search(tmp_path, preset, data, *overrides):
 
 
 def ftk_tune(config: Path, overrides: list[str], *args: str) -> list[str]:
-    """`python -m ftk.cli tune` for a subprocess: search only, quiet."""
-    command = [sys.executable, "-m", "ftk.cli", "tune", "--config", str(config), *args]
+    """`python -m ftk.cli.main tune` for a subprocess: search only, quiet."""
+    command = [sys.executable, "-m", "ftk.cli.main", "tune", "--config", str(config), *args]
     command += ["--search-only", "--quiet"]
     for override in overrides:
         command += ["--set", override]
@@ -358,7 +358,7 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path, pretrained_tin
 
 
 def test_tune_then_train_exports_the_best_config(tmp_path, pretrained_tiny, topics_csv):
-    from ftk.cli import train_main
+    from ftk.cli.main import train_main
 
     path = write_config(tmp_path, pretrained_tiny, topics_csv)
     rc = train_main(
@@ -431,7 +431,7 @@ def test_full_trial_runs_the_recipe_phases_in_its_epoch_window(tmp_path, tiny_pr
 
 
 def test_cli_errors_are_one_line(tmp_path, tiny_preset, tiny_csv, capsys):
-    from ftk.cli import train_main
+    from ftk.cli.main import train_main
 
     path = write_config(tmp_path, tiny_preset, tiny_csv)
     for argv, message in [

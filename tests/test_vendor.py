@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ftk import presets, vendor
 from ftk.errors import PresetError
-from ftk.presets import resolve_preset
-from ftk.vendor import (
+from ftk.presets import resolve as presets
+from ftk.presets import vendor
+from ftk.presets.resolve import resolve_preset
+from ftk.presets.vendor import (
     MANIFEST,
     builtin_preset_names,
     default_dest_name,

@@ -51,7 +51,8 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Keras backend (chosen before keras is imported), devices and precision (`ftk.distribute`)."""
+    """Keras backend (chosen before keras is imported), devices and precision
+    (`ftk.runtime.distribute`)."""
 
     backend: str = "tensorflow"
     distribution: str = "auto"

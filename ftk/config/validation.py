@@ -52,7 +52,7 @@ def _validate_runtime(config: Config, fail) -> None:
         fail("runtime.precision", f"one of {', '.join(PRECISIONS)}")
     if config.runtime.scale_learning_rate not in LR_SCALING:
         fail("runtime.scale_learning_rate", f"one of {', '.join(LR_SCALING)}")
-    allowed = {  # what each backend can run (ftk.distribute)
+    allowed = {  # what each backend can run (ftk.runtime.distribute)
         "tensorflow": ("auto", "none", "mirrored", "multi_worker", "tpu"),
         "jax": ("auto", "none", "data_parallel", "tpu"),
         "torch": ("auto", "none"),

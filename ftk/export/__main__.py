@@ -2,7 +2,7 @@
 
 import sys
 
-from ftk.cli import main
+from ftk.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["export", *sys.argv[1:]]))

@@ -52,7 +52,7 @@ def library_versions() -> dict[str, str]:
 
 def rebuild_model(config: Config, label_names: list[str], weights: Path):
     """The trained model, rebuilt from its config with the task's builder, weights loaded."""
-    from ftk.presets import resolve_preset
+    from ftk.presets.resolve import resolve_preset
 
     info = resolve_preset(config.model.preset, config.base_dir)
     model = get_task(config.run.task).build_model(info, config, label_names)

@@ -1,1 +1,1 @@
-"""Model builders. Import after the backend is set (`ftk.backend.set_backend`)."""
+"""Model builders. Import after the backend is set (`ftk.runtime.backend.set_backend`)."""

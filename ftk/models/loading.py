@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ftk.errors import PresetError
-from ftk.presets import PresetInfo
+from ftk.presets.resolve import PresetInfo
 
 
 def check_num_classes(num_classes: int) -> None:

@@ -13,7 +13,7 @@ import keras_hub
 
 from ftk.config import ModelConfig
 from ftk.models.loading import check_num_classes, preset_errors
-from ftk.presets import PresetInfo, check_online
+from ftk.presets.resolve import PresetInfo, check_online
 
 logger = logging.getLogger("ftk")
 

@@ -38,7 +38,7 @@ def cross_validate(config: Config, splits: Splits, task, info, run_dir: Path, ve
     """Train and score `recipe.cv_folds` folds; returns (and writes) the `cv.json` summary."""
     import keras
 
-    from ftk.recipes import train_phases
+    from ftk.training.recipes import train_phases
     from ftk.runs.model import build_model
 
     k = config.recipe.cv_folds

@@ -87,7 +87,8 @@ class Task:
 
     # -- model ----------------------------------------------------------------------------
     def build_model(self, info, config: Config, label_names: list[str]):
-        """The keras-hub task model on the resolved preset `info` (`ftk.presets.PresetInfo`)."""
+        """The keras-hub task model on the resolved preset `info`
+        (`ftk.presets.resolve.PresetInfo`)."""
         raise NotImplementedError
 
     def prepare_model(self, model, config: Config) -> None:

@@ -1,7 +1,7 @@
 """KerasTuner HyperModels: one trial = one config (`ftk.tuning.space.trial_config`).
 
 - `RecipeHyperModel` (the full path): builds the task model with `ftk.runs.model.build_model`,
-  the builder `train.py` uses, and trains it with the recipe's phases (`ftk.recipes`): each
+  the builder `train.py` uses, and trains it with the recipe's phases (`ftk.training.recipes`): each
   phase sets its trainable weights and compiles with `compile_phase`, as in a run.
 - `HeadHyperModel` (the cached-feature path, head-only searches): the backbone's output for
   every training and validation example is computed once (`cache_features`); each trial then
@@ -81,7 +81,7 @@ class RecipeHyperModel(_SpaceHyperModel):
         """Every phase of the trial's recipe, restricted to epochs `[initial_epoch, epochs)`
         (Hyperband trains the first epochs of a plan, then continues it)."""
         from ftk.models.trainable import backbone_blocks
-        from ftk.recipes import compile_phase, plan_phases, steps_per_epoch
+        from ftk.training.recipes import compile_phase, plan_phases, steps_per_epoch
 
         trial = self.trial_config(hp)
         splits = self.splits
@@ -136,9 +136,9 @@ class HeadHyperModel(_SpaceHyperModel):
         )
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
-        from ftk.recipes import phase_schedule, plan_phases, steps_per_epoch
         from ftk.tasks.registry import get_task
-        from ftk.training import compile_model
+        from ftk.training.fit import compile_model
+        from ftk.training.recipes import phase_schedule, plan_phases, steps_per_epoch
 
         trial = self.trial_config(hp)
         x, y = self.features["train_x"], self.features["train_y"]

@@ -168,7 +168,7 @@ class _FtkTrials:
     def _build_hypermodel(self, hp):
         model = keras_tuner.Tuner._build_hypermodel(self, hp)
         if "tuner/trial_id" in hp.values:  # Hyperband continues an earlier trial
-            from ftk.training import load_weights
+            from ftk.training.fit import load_weights
 
             load_weights(model, self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
         return model

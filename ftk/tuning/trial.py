@@ -115,15 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", default="2")
     args = parser.parse_args(argv)
 
-    from ftk.backend import set_backend
     from ftk.config import load_config
+    from ftk.runtime.backend import set_backend
 
     config = load_config(args.directory / INPUTS / "config.toml")
     set_backend(config.runtime.backend)  # before keras is imported
     import keras_tuner
 
     from ftk.files import write_json
-    from ftk.presets import resolve_preset
+    from ftk.presets.resolve import resolve_preset
     from ftk.tasks import get_task
     from ftk.tuning.hypermodels import RecipeHyperModel
     from ftk.tuning.measure import memory_mb, objective
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     model = hypermodel.build(hp)
     callbacks = []
     if args.load:  # Hyperband continues an earlier trial from its best epoch
-        from ftk.training import load_weights
+        from ftk.training.fit import load_weights
 
         load_weights(model, args.load)
     if args.save:

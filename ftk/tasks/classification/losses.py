@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from ftk.config.schema import TrainConfig
-from ftk.training import compile_model
+from ftk.training.fit import compile_model
 
 
 @keras.saving.register_keras_serializable(package="ftk")

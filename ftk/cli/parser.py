@@ -1,7 +1,7 @@
 """The command line's arguments: the `ftk` parser, one sub-command per verb with its examples,
 and the parser of a baked project's `train.py` (the same training arguments).
 
-`ftk.cli` parses with these and runs the verbs. Standard library only.
+`ftk.cli.main` parses with these and runs the verbs. Standard library only.
 
 Example:
 
@@ -162,7 +162,7 @@ the exports and the config, from the files in the run directory (no model is loa
 
 
 def train_parser(default_config: Path | None = Path("config.toml")) -> argparse.ArgumentParser:
-    """The parser of a baked project's `train.py` (`ftk.cli.train_main`)."""
+    """The parser of a baked project's `train.py` (`ftk.cli.main.train_main`)."""
     parser = _Parser(
         prog="train.py",
         description="Fine-tune, evaluate, export and verify; write the run's report.",

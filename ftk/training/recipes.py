@@ -12,7 +12,7 @@
 
 Each phase recompiles the model (a fresh optimizer for the new set of trainable weights) with
 the learning-rate schedule `train.schedule` over that phase's steps, and the per-group rate
-multipliers `recipe.lr_*` (`ftk.optimizers`).
+multipliers `recipe.lr_*` (`ftk.training.optimizers`).
 
 A finished phase leaves `phases/<i>-<name>.weights.h5`; `--resume` skips finished phases and
 continues the interrupted one from its last epoch (`backup/<i>-<name>/`).
@@ -108,7 +108,7 @@ def steps_per_epoch(config: Config, num_train: int) -> int:
 
 def phase_schedule(config: Config, phase: Phase, steps: int):
     """The learning rate (float or Keras schedule) of a phase `steps` optimizer steps long."""
-    from ftk.schedules import learning_rate_schedule
+    from ftk.training.schedules import learning_rate_schedule
 
     train = config.train
     warmup = train.warmup_steps or round(train.warmup_epochs * steps / phase.epochs)
@@ -142,8 +142,8 @@ def compile_phase(
 
     `learning_rate` (a float or schedule) replaces the phase's `train.schedule` (the LR finder
     passes its sweep)."""
-    from ftk.optimizers import discriminative_multipliers
-    from ftk.training import compile_model
+    from ftk.training.fit import compile_model
+    from ftk.training.optimizers import discriminative_multipliers
 
     counts = set_trainable(model, phase.trainable, config)
     recipe = config.recipe
@@ -161,7 +161,7 @@ def compile_phase(
 
 
 def _phase_file(run_dir: Path, index: int, phase: Phase) -> Path:
-    return run_dir / "phases" / f"{index}-{phase.name}.weights.h5"
+    return RunFiles(run_dir).phases / f"{index}-{phase.name}.weights.h5"
 
 
 def train_phases(
@@ -174,11 +174,11 @@ def train_phases(
     (`RunFiles.pretrained`).
     """
     from ftk.models.trainable import backbone_blocks
-    from ftk.training import fit, load_best_checkpoint, load_weights, save_weights
+    from ftk.training.fit import fit, load_best_checkpoint, load_weights, save_weights
 
     phases = plan_phases(config, len(backbone_blocks(model.backbone)))
     steps = steps_per_epoch(config, num_train)
-    (run_dir / "phases").mkdir(parents=True, exist_ok=True)
+    RunFiles(run_dir).phases.mkdir(parents=True, exist_ok=True)
     logger.info(
         "Recipe %s: %s",
         config.recipe.name,

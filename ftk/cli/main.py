@@ -26,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from ftk.cli_parser import build_parser, train_parser
+from ftk.cli.parser import build_parser, train_parser
 from ftk.errors import ConfigError, FtkError
 from ftk.progress import keras_verbose, set_quiet
 
@@ -104,8 +104,8 @@ def _print_summary(summary: dict) -> None:
 
 
 def _train(args, load_data) -> int:
-    from ftk.backend import set_backend
     from ftk.config import load_config
+    from ftk.runtime.backend import set_backend
 
     if args.apply and not (args.lr_find or args.tune):
         raise FtkError("--apply goes with --lr-find or --tune (it writes what they found).")
@@ -205,7 +205,7 @@ def _lr_find(args, config, load_data) -> int:
 
 
 def _export(args) -> int:
-    from ftk.backend import set_backend
+    from ftk.runtime.backend import set_backend
 
     set_backend("tensorflow")
     from ftk.export.run import export_run
@@ -216,7 +216,7 @@ def _export(args) -> int:
 
 
 def _verify(args) -> int:
-    from ftk.backend import set_backend
+    from ftk.runtime.backend import set_backend
 
     set_backend("tensorflow")
     from ftk.export.run import export_task
@@ -242,7 +242,7 @@ def _report(args) -> int:
 
 
 def _new(args) -> int:
-    from ftk.templates import bake
+    from ftk.cli.new import bake
 
     project = bake(
         args.template,
@@ -256,7 +256,7 @@ def _new(args) -> int:
 
 
 def _presets(args) -> int:
-    from ftk import vendor
+    from ftk.presets import vendor
 
     if args.action == "list":
         base = Path(args.project)
@@ -266,7 +266,7 @@ def _presets(args) -> int:
             print(f"\nkeras-hub built-in presets ({len(names)}, downloaded on first use):")
             print("\n".join(f"  {name}" for name in names))
         return 0
-    from ftk.backend import set_backend  # an online preset is downloaded by keras-hub
+    from ftk.runtime.backend import set_backend  # an online preset is downloaded by keras-hub
 
     set_backend(os.environ.get("KERAS_BACKEND", "tensorflow"))
     pulled = vendor.pull_preset(args.name, args.dest, Path(args.project))
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(description=__doc__.split("\n\n")[0])
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    args.relaunch = ["-m", "ftk.cli", *argv]
+    args.relaunch = ["-m", "ftk.cli.main", *argv]
     if args.command == "lr-find":
         args.lr_find = args.lr_find or "finetune"
     if args.command == "tune":

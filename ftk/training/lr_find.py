@@ -102,7 +102,7 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def default_compile_fn(model, learning_rate) -> None:
-    """`ftk.training.compile_classifier` with the default `TrainConfig` and `learning_rate`."""
+    """`ftk.training.fit.compile_classifier` with the default `TrainConfig` and `learning_rate`."""
     from ftk.config import TrainConfig
     from ftk.tasks.classification.losses import compile_classifier
 
@@ -313,7 +313,7 @@ def lr_find(
     keras-hub task's `fit` maps its preprocessor); it is repeated, so a short one still gives
     `steps` batches. `compile_fn(model, learning_rate)` compiles the model with the run's
     optimizer and loss and the given rate (a Keras `LearningRateSchedule`); by default
-    `default_compile_fn` (AdamW, `ftk.training.compile_classifier`). It may also set trainable
+    `default_compile_fn` (AdamW, `ftk.training.fit.compile_classifier`). It may also set trainable
     flags and regularizers: those are undone too.
 
     The sweep stops early once the smoothed loss exceeds `diverge` times its minimum so far, or is

@@ -6,10 +6,11 @@ A vendored preset is a copy of a backbone's directory under `presets/<name>/` wi
     {"name": "minilm_l6", "source": "...", "files": {"config.json": "sha256:...", ...}}
 
 `model.preset = "presets/minilm_l6"` then resolves like any local directory, and
-`ftk.presets.resolve_preset` checks every listed file first, so a preset changed after the pull
-is caught before training (the manifest and its checks are in `ftk.preset_files`, which
-`ftk.presets` uses too). Standard library only at import time: keras and keras-hub are
-imported only to list keras-hub's built-in names or to download an online preset.
+`ftk.presets.resolve.resolve_preset` checks every listed file first, so a preset changed
+after the pull is caught before training (the manifest and its checks are in
+`ftk.presets.files`, which `ftk.presets.resolve` uses too). Standard library only at import
+time: keras and keras-hub are imported only to list keras-hub's built-in names or to
+download an online preset.
 
 Example:
 
@@ -29,9 +30,9 @@ import re
 import shutil
 from pathlib import Path
 
-from ftk import presets
 from ftk.errors import PresetError
-from ftk.preset_files import (  # the manifest and its checks live there, for ftk.presets too
+from ftk.presets import resolve as presets
+from ftk.presets.files import (  # the manifest and its checks, shared with presets.resolve
     VENDOR_MANIFEST,
     _verified_manifest,
     file_sha256,

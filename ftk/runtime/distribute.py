@@ -346,7 +346,7 @@ def _tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool,
     """(strategy, replicas, is chief, worker index)."""
     import tensorflow as tf
 
-    from ftk.keras_fixes import patch_distributed_fit
+    from ftk.runtime.keras_fixes import patch_distributed_fit
 
     if kind == "mirrored":
         if runtime_config.cpu_devices:

@@ -1,8 +1,9 @@
 """The files of a preset directory: sha256 checksums, and the manifest of a vendored copy.
 
-`ftk presets pull` (`ftk.vendor`) writes `ftk-preset.json` beside the files it copies, with the
-sha256 of each; `ftk.presets.resolve_preset` checks them here (`vendored_source`) before a
-vendored directory is used. Neither module is imported from here, so both can use it.
+`ftk presets pull` (`ftk.presets.vendor`) writes `ftk-preset.json` beside the files it
+copies, with the sha256 of each; `ftk.presets.resolve.resolve_preset` checks them here
+(`vendored_source`) before a vendored directory is used. Neither module is imported from
+here, so both can use it.
 Standard library only.
 
 Example:
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from ftk.errors import PresetError
 
-VENDOR_MANIFEST = "ftk-preset.json"  # written by `ftk presets pull` (ftk.vendor)
+VENDOR_MANIFEST = "ftk-preset.json"  # written by `ftk presets pull` (ftk.presets.vendor)
 _WEIGHT_FILES = ("model.safetensors", "model.weights.h5", "pytorch_model.bin")
 
 
@@ -112,7 +113,8 @@ def _verified_manifest(path: Path, name: str | None = None) -> dict | None:
 
 
 def vendored_source(path: Path, name: str) -> tuple[str, str] | None:
-    """For `ftk.presets`: verify a vendored directory and return (source line, weights checksum).
+    """For `ftk.presets.resolve`: verify a vendored directory and return (source line,
+    weights checksum).
 
     `None` when `path` has no manifest. The weights checksum is the manifest's entry for the
     weights file, so a verified preset is not hashed twice.

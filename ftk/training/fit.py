@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 
 from ftk.config import TrainConfig
+from ftk.runs.files import RunFiles
 
 logger = logging.getLogger("ftk")
 
@@ -50,7 +51,7 @@ def compile_model(
     """AdamW (no decay on biases and norms) with the task's `loss` and `metrics`.
 
     `learning_rate` (a float or a Keras schedule) defaults to `train.learning_rate`;
-    `multipliers` (`[(variable, factor)]`, see `ftk.optimizers`) gives groups of variables
+    `multipliers` (`[(variable, factor)]`, see `ftk.training.optimizers`) gives groups of variables
     their own rate. `train.l2` is applied here.
     """
     kwargs = {
@@ -58,7 +59,7 @@ def compile_model(
         "weight_decay": train.weight_decay,
     }
     if multipliers and any(factor != 1.0 for _, factor in multipliers):
-        from ftk.optimizers import DiscriminativeAdamW
+        from ftk.training.optimizers import DiscriminativeAdamW
 
         optimizer = DiscriminativeAdamW(multipliers=multipliers, **kwargs)
     else:
@@ -73,21 +74,18 @@ def callbacks(
 ) -> list:
     """The standard callbacks for a run directory (`backup`: this phase's restore folder)."""
     monitor = "val_loss" if has_validation else "loss"
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    files = RunFiles(run_dir)
+    files.checkpoints.mkdir(parents=True, exist_ok=True)
     out = [
-        BackupAndRestore(str(run_dir / backup)),
+        BackupAndRestore(str(files.root / backup)),
         keras.callbacks.ModelCheckpoint(
-            str(
-                run_dir
-                / "checkpoints"
-                / f"epoch{{epoch:03d}}-{monitor}{{{monitor}:.6f}}.weights.h5"
-            ),
+            str(files.checkpoints / f"epoch{{epoch:03d}}-{monitor}{{{monitor}:.6f}}.weights.h5"),
             monitor=monitor,
             save_best_only=True,
             save_weights_only=True,
         ),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        keras.callbacks.CSVLogger(str(files.history), append=True),
+        keras.callbacks.TensorBoard(str(files.logs)),
     ]
     if train.early_stopping_patience:
         out.append(
@@ -110,7 +108,7 @@ def best_checkpoint(run_dir: Path) -> Path | None:
     value afresh, so the first epoch after a crash is saved even if it is worse.
     """
     scored = []
-    for path in (run_dir / "checkpoints").glob("epoch*.weights.h5"):
+    for path in RunFiles(run_dir).checkpoints.glob("epoch*.weights.h5"):
         match = _CHECKPOINT_RE.match(path.name)
         if match and match[2] not in ("nan", "inf"):
             scored.append((float(match[2]), -int(match[1]), path))
@@ -124,7 +122,7 @@ def build_from_spec(model, dataset) -> None:
     dataset, so a shuffled dataset trains in its second shuffle order; TensorFlow's trains in
     its first. Building from `element_spec` first (keras-hub's own preprocessing mapped over,
     nothing drawn) gives every backend the same order: the same run on each. (On TensorFlow
-    under a strategy, `ftk.keras_fixes` does the same.)
+    under a strategy, `ftk.runtime.keras_fixes` does the same.)
     """
     if keras.backend.backend() == "tensorflow":
         return

@@ -7,7 +7,7 @@ Sources, in the order they are tried:
 2. A local directory: a keras-hub preset (`config.json` with a `class_name`) or a Hugging Face
    checkpoint (`config.json` with a `model_type`), converted by keras-hub on load.
    A directory vendored by `ftk presets pull` (`ftk-preset.json` beside it) has every file
-   checked against its recorded sha256 first (`ftk.preset_files.verify_vendored`).
+   checked against its recorded sha256 first (`ftk.presets.files.verify_vendored`).
 3. A keras-hub built-in name (`bert_tiny_en_uncased`), `kaggle://...` or `hf://...`: these are
    downloaded, so the host is probed first with a short timeout and an offline machine gets a
    clear error in seconds instead of a hang.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftk.errors import PresetError
-from ftk.preset_files import (
+from ftk.presets.files import (
     _WEIGHT_FILES,  # noqa: F401  (re-exported)
     VENDOR_MANIFEST,
     file_sha256,  # noqa: F401  (re-exported)

@@ -21,7 +21,7 @@ def templates_root(explicit: Path | None = None) -> Path:
     if not explicit and os.environ.get("FTK_TEMPLATES"):
         candidates.append(Path(os.environ["FTK_TEMPLATES"]))
     if not candidates:
-        candidates.append(Path(__file__).resolve().parents[1])
+        candidates.append(Path(__file__).resolve().parents[2])  # the checkout: ftk/cli/new.py
     for root in candidates:
         if (root / MENU_FILE).is_file() and (root / "templates").is_dir():
             return root
