@@ -189,11 +189,16 @@ def test_a_task_registered_from_outside_is_found_and_its_keys_are_its_own():
         template = "text-classification"
         only_keys = ("data.decode_errors",)
         defaults = {"train": {"epochs": 7}}
+        objectives = {"val_loss": "min", "val_accuracy": "max"}
 
     try:
         assert isinstance(get_task("test_sentiment"), Sentiment)
         config = load_config(overrides=["run.task=test_sentiment", "data.path=x"])
         assert config.train.epochs == 7
+        assert config.tune.objective == "val_loss"  # its first objective is its default
+        assert load_config(overrides=["run.task=text_classification"]).tune.objective == (
+            "val_accuracy"
+        )
         with pytest.raises(ConfigError, match="decode_errors` is a setting of"):
             load_config(overrides=["run.task=image_classification", "data.decode_errors=strict"])
         with pytest.raises(TypeError, match="Two tasks are registered"):

@@ -38,7 +38,10 @@ def _build(tree: dict[str, Any], base_dir: str) -> Config:
     known = sections()
     task = _task_of(tree)
     foreign = foreign_keys(task)
-    merged = {name: dict(values) for name, values in get_task(task).defaults.items()}
+    task_class = get_task(task)
+    merged = {"tune": {"objective": next(iter(task_class.objectives))}}  # the task's first
+    for name, values in task_class.defaults.items():
+        merged.setdefault(name, {}).update(values)
     for name, section in tree.items():
         if isinstance(section, dict):
             for key in section:

@@ -50,7 +50,7 @@ class Task:
     template: ClassVar[str] = ""
     only_keys: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    # tune.objective values this task offers, each "max" or "min"; the first is the default.
+    # tune.objective values this task offers, each "max" or "min"; the first is its default.
     objectives: ClassVar[Mapping[str, str]] = {"val_loss": "min"}
     # The validation metric WiSE-FT's alpha is chosen by (a key of `objectives`, no `val_`).
     interpolation_metric: ClassVar[str] = "loss"
@@ -63,7 +63,8 @@ class Task:
         """Checks of this task's own keys (the shared ones are checked by `ftk.config`)."""
 
     def direction(self, objective: str) -> str:
-        """ "max" or "min" for one of `objectives` (or its name without `val_`)."""
+        """Whether `objective` (one of `objectives`, or its name without `val_`) is better
+        higher ("max") or lower ("min")."""
         key = objective if objective in self.objectives else f"val_{objective}"
         return self.objectives[key]
 

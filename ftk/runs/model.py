@@ -1,0 +1,38 @@
+"""The task, its data and its model, as every kind of run gets them (training, the LR finder,
+cross-validation, search trials, benchmarks). Import after the backend is set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ftk.config import Config
+from ftk.data.splits import Splits
+
+LoadData = Callable[[Config], Splits]
+
+
+def load_task(config: Config, load_data: LoadData | None = None):
+    """The task, the seeded data splits and the resolved (and reachable) preset of a config."""
+    import keras
+
+    from ftk.presets.resolve import check_online, resolve_preset
+    from ftk.tasks.registry import get_task
+
+    task = get_task(config.run.task)
+    keras.utils.set_random_seed(config.run.seed)
+    splits = (load_data or task.load_data)(config)
+    info = resolve_preset(config.model.preset, config.base_dir)
+    check_online(info)
+    return task, splits, info
+
+
+def build_model(task, info, config: Config, label_names: list[str]):
+    """The task's model from the pretrained preset, prepared by the task (a seeded head), with
+    LoRA enabled if `model.lora_rank`."""
+    model = task.build_model(info, config, label_names)
+    task.prepare_model(model, config)
+    if config.model.lora_rank:
+        from ftk.models.lora import enable_lora
+
+        enable_lora(model, config.model.lora_rank)
+    return model
