@@ -219,3 +219,19 @@ def test_public_api_names_resolve_lazily():
         assert getattr(ftk, name) is not None
     with pytest.raises(AttributeError):
         ftk.not_a_public_name  # noqa: B018
+
+
+def test_no_package_file_is_ignored_by_git():
+    """A `.gitignore` rule must never hide a module (a `runs/` rule once hid `ftk/runs/`)."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")]
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert done.stdout.split() == []
