@@ -11,15 +11,16 @@ import tensorflow as tf
 from PIL import Image
 from test_model_training import build, examples
 
+from ftk.config import TrainConfig
 from ftk.data.text import to_dataset
 from ftk.errors import ConfigError, DataError
 from ftk.models.trainable import TrainablePolicy, apply_trainable_policy
+from ftk.tasks.classification.losses import compile_classifier
 from ftk.training.lr_find import (
     ExponentialSweep,
     LrFindResult,
     batch_losses,
     centered_average,
-    default_compile_fn,
     lr_find,
     plot_lr_find,
     smooth,
@@ -191,7 +192,7 @@ def test_keras_hub_classifier_is_restored_bit_for_bit(tiny_preset):
 
     def head_only(m, learning_rate):  # like the runner: a trainable policy, then compile
         apply_trainable_policy(m, TrainablePolicy.parse("head"))
-        default_compile_fn(m, learning_rate)
+        compile_classifier(m, TrainConfig(learning_rate=learning_rate))
 
     result = lr_find(model, to_dataset(examples(), 8, 100, 0), head_only, steps=20)
 

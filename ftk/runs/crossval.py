@@ -38,8 +38,8 @@ def cross_validate(config: Config, splits: Splits, task, info, run_dir: Path, ve
     """Train and score `recipe.cv_folds` folds; returns (and writes) the `cv.json` summary."""
     import keras
 
-    from ftk.training.recipes import train_phases
     from ftk.runs.model import build_model
+    from ftk.training.recipes import train_phases
 
     k = config.recipe.cv_folds
     pool = Examples(

@@ -39,8 +39,7 @@ def load_run_config(run_dir: Path) -> Config:
     files = RunFiles(run_dir)
     if not files.config.is_file() or not files.run.is_file():
         raise ConfigError(
-            f"{run_dir} is not an ftk run directory (no {files.config.name} and "
-            f"{files.run.name})."
+            f"{run_dir} is not an ftk run directory (no {files.config.name} and {files.run.name})."
         )
     base_dir = read_json(files.run)["base_dir"]
     return load_config(files.config, base_dir=base_dir)

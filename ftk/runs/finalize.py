@@ -22,6 +22,7 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
     """WiSE-FT: validation metrics of θ_pre + α(θ_ft − θ_pre) over a grid of α, written to
     `interpolation.json` and `interpolation.png`; with `recipe.keep_best_alpha` the model keeps
     the best α's weights, otherwise the fine-tuned ones (α = 1)."""
+    from ftk.training.fit import load_weights
     from ftk.training.interpolate import (
         alpha_grid,
         best_alpha,
@@ -30,7 +31,6 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
         snapshot,
         wise_ft_curve,
     )
-    from ftk.training.fit import load_weights
 
     if val_ds is None:
         raise ConfigError(
@@ -64,8 +64,7 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
     plot_curve(curve, files.interpolation_plot, metric)
     by_alpha = {point["alpha"]: point for point in curve}
     logger.info(
-        "WiSE-FT: best alpha %.2f (validation %s %.4f; alpha=1: %.4f); kept alpha %.2f. "
-        "Curve: %s",
+        "WiSE-FT: best alpha %.2f (validation %s %.4f; alpha=1: %.4f); kept alpha %.2f. Curve: %s",
         best,
         metric,
         by_alpha[best][metric],
@@ -85,5 +84,7 @@ def merged_model(lora_model, task, info, config: Config, labels: list[str], file
         save_adapter(lora_model, files.adapter)
     plain = task.build_model(info, config, labels)
     merged = merge_lora(lora_model, plain)
-    logger.info("LoRA: adapter saved to %s; %d layers merged for export", files.adapter.name, merged)
+    logger.info(
+        "LoRA: adapter saved to %s; %d layers merged for export", files.adapter.name, merged
+    )
     return plain

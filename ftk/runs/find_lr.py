@@ -33,8 +33,8 @@ def find_learning_rate(
     written. With `config_path`, the suggestion is written into that file (a backup is kept).
     """
 
-    from ftk.training.lr_find import lr_find, plot_lr_find
     from ftk.models.trainable import backbone_blocks
+    from ftk.training.lr_find import lr_find, plot_lr_find
     from ftk.training.recipes import Phase, compile_phase, plan_phases
 
     if phase not in ("finetune", "head"):

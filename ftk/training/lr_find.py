@@ -1,5 +1,5 @@
 """Learning-rate finder (Smith 2015, "Cyclical Learning Rates for Training Neural Networks";
-fastai's `lr_find`) for compiled keras-hub classifiers.
+fastai's `lr_find`) for keras-hub task models.
 
 The learning rate grows exponentially from `start_lr` to `end_lr` over up to `steps` training
 steps on the real training data, with the run's own optimizer and loss (`compile_fn`). The
@@ -99,14 +99,6 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"start_lr": self.start_lr, "end_lr": self.end_lr, "steps": self.steps}
-
-
-def default_compile_fn(model, learning_rate) -> None:
-    """`ftk.training.fit.compile_classifier` with the default `TrainConfig` and `learning_rate`."""
-    from ftk.config import TrainConfig
-    from ftk.tasks.classification.losses import compile_classifier
-
-    compile_classifier(model, TrainConfig(learning_rate=learning_rate))
 
 
 def batch_losses(running_means: Sequence[float], counts: Sequence[int]) -> list[float]:
@@ -298,7 +290,7 @@ def _shallow_copy(value):
 def lr_find(
     model,
     dataset,
-    compile_fn: Callable | None = None,
+    compile_fn: Callable,
     start_lr: float = 1e-7,
     end_lr: float = 1.0,
     steps: int = 100,
@@ -312,8 +304,8 @@ def lr_find(
     `dataset` is the training `tf.data.Dataset` of `(inputs, labels)` batches (raw inputs: a
     keras-hub task's `fit` maps its preprocessor); it is repeated, so a short one still gives
     `steps` batches. `compile_fn(model, learning_rate)` compiles the model with the run's
-    optimizer and loss and the given rate (a Keras `LearningRateSchedule`); by default
-    `default_compile_fn` (AdamW, `ftk.training.fit.compile_classifier`). It may also set trainable
+    optimizer and loss and the given rate (a Keras `LearningRateSchedule`; the run passes
+    its task's loss through `ftk.training.recipes.compile_phase`). It may also set trainable
     flags and regularizers: those are undone too.
 
     The sweep stops early once the smoothed loss exceeds `diverge` times its minimum so far, or is
@@ -332,7 +324,6 @@ def lr_find(
         )
     if int(dataset.cardinality()) == 0:
         raise DataError("The LR finder's dataset gave no batches (it is empty).")
-    compile_fn = compile_fn or default_compile_fn
     schedule = ExponentialSweep(start_lr, end_lr, int(steps))
     sweep = _Sweep(schedule, smoothing, diverge)
     state = _ModelState(model)
