@@ -159,16 +159,18 @@ def test_best_alpha_tie_rules():
         {"alpha": 0.75, "accuracy": 0.80, "loss": 0.40},
         {"alpha": 1.0, "accuracy": 0.75, "loss": 0.30},
     ]
-    assert best_alpha(curve) == 0.75  # accuracy tie -> lowest loss -> larger alpha
-    assert best_alpha(curve[:3]) == 0.5
-    assert best_alpha(curve, metric="loss") == 1.0  # a loss is minimised
+    # An accuracy tie goes to the lowest loss, then to the larger alpha.
+    assert best_alpha(curve, "accuracy", maximize=True) == 0.75
+    assert best_alpha(curve[:3], "accuracy", maximize=True) == 0.5
+    assert best_alpha(curve, "loss", maximize=False) == 1.0  # a loss is minimised
     no_loss = [{"alpha": a, "accuracy": 0.9} for a in (0.0, 0.4, 0.2)]
-    assert best_alpha(no_loss) == 0.4
-    assert best_alpha([{"alpha": 0.0, "accuracy": float("nan")}, {"alpha": 1, "accuracy": 0}]) == 1
+    assert best_alpha(no_loss, "accuracy", maximize=True) == 0.4
+    nan_first = [{"alpha": 0.0, "accuracy": float("nan")}, {"alpha": 1, "accuracy": 0}]
+    assert best_alpha(nan_first, "accuracy", True) == 1
     with pytest.raises(ConfigError, match="no 'f1'.*accuracy"):
-        best_alpha(curve, metric="f1")
+        best_alpha(curve, "f1", maximize=True)
     with pytest.raises(ConfigError, match="empty"):
-        best_alpha([])
+        best_alpha([], "accuracy", maximize=True)
 
 
 def test_alpha_grid():
@@ -189,7 +191,7 @@ def test_plot_is_a_png_of_the_expected_size(tmp_path):
         {"alpha": a, "accuracy": 0.6 + 0.3 * a - 0.2 * a * a, "loss": 0.9 - 0.5 * a + 0.3 * a * a}
         for a in alpha_grid(11)
     ]
-    path = plot_curve(curve, tmp_path / "plots" / "wise.png")
+    path = plot_curve(curve, tmp_path / "plots" / "wise.png", "accuracy", maximize=True)
     assert path == tmp_path / "plots" / "wise.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as image:
@@ -200,6 +202,6 @@ def test_plot_is_a_png_of_the_expected_size(tmp_path):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20  # something was drawn
     assert [p.name for p in path.parent.iterdir()] == ["wise.png"]  # no temp file left
 
-    small = plot_curve(curve[:2], tmp_path / "small.png", metric="loss", size=(4, 3), dpi=50)
+    small = plot_curve(curve[:2], tmp_path / "small.png", "loss", False, size=(4, 3), dpi=50)
     with Image.open(small) as image:
         assert image.size == (200, 150)

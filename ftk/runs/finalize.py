@@ -55,13 +55,14 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
     alphas = alpha_grid(config.recipe.interpolation_points)
     logger.info("WiSE-FT: validation metrics at %d values of alpha", len(alphas))
     curve = wise_ft_curve(model, pretrained, fine_tuned, evaluate, alphas)
-    best = best_alpha(curve, metric)
+    maximize = task.direction(metric) == "max"
+    best = best_alpha(curve, metric, maximize)
     kept = best if config.recipe.keep_best_alpha else 1.0
     if kept != 1.0:
         model.set_weights(interpolate(pretrained, fine_tuned, kept))
     result = {"curve": curve, "best_alpha": best, "kept_alpha": kept, "metric": metric}
     write_json(files.interpolation, result)
-    plot_curve(curve, files.interpolation_plot, metric)
+    plot_curve(curve, files.interpolation_plot, metric, maximize)
     by_alpha = {point["alpha"]: point for point in curve}
     logger.info(
         "WiSE-FT: best alpha %.2f (validation %s %.4f; alpha=1: %.4f); kept alpha %.2f. Curve: %s",

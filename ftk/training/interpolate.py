@@ -8,7 +8,7 @@ Typical use:
 >>> model.fit(...)
 >>> ft = snapshot(model)
 >>> curve = wise_ft_curve(model, pre, ft, evaluate, alpha_grid(11))
->>> model.set_weights(interpolate(pre, ft, best_alpha(curve)))
+>>> model.set_weights(interpolate(pre, ft, best_alpha(curve, "accuracy", maximize=True)))
 
 `pre` must have the same weights as `ft`, so snapshot the model after its head is built (a
 randomly initialised head interpolates like every other weight).
@@ -101,15 +101,16 @@ def _plain(value):
         return value
 
 
-def _score(row: dict, metric: str) -> float:
+def _score(row: dict, metric: str, maximize: bool) -> float:
     value = float(row[metric])
     if math.isnan(value):
         return -math.inf
-    return -value if metric.endswith("loss") else value
+    return value if maximize else -value
 
 
-def best_alpha(curve: Sequence[dict], metric: str = "accuracy") -> float:
-    """The alpha with the best `metric` (highest; lowest for a `*loss` metric).
+def best_alpha(curve: Sequence[dict], metric: str, maximize: bool) -> float:
+    """The alpha with the best `metric`: the highest with `maximize`, else the lowest (the
+    task says which: `Task.direction`).
 
     Ties go to the lower `loss` (when the rows have one), then to the larger alpha (closer to
     the fine-tuned model).
@@ -125,13 +126,22 @@ def best_alpha(curve: Sequence[dict], metric: str = "accuracy") -> float:
 
     def key(row):
         loss = float(row.get("loss", 0.0))
-        return (_score(row, metric), -loss if not math.isnan(loss) else -math.inf, row["alpha"])
+        return (
+            _score(row, metric, maximize),
+            -loss if not math.isnan(loss) else -math.inf,
+            row["alpha"],
+        )
 
     return float(max(curve, key=key)["alpha"])
 
 
 def plot_curve(
-    curve: Sequence[dict], path, metric: str = "accuracy", size=(6.4, 4.0), dpi: int = 100
+    curve: Sequence[dict],
+    path,
+    metric: str,
+    maximize: bool,
+    size=(6.4, 4.0),
+    dpi: int = 100,
 ) -> Path:
     """A PNG of the WiSE-FT curve: `metric` against alpha, loss on a twin axis, best marked.
 
@@ -140,7 +150,7 @@ def plot_curve(
     from ftk.plots import new_figure, save_png
 
     path = Path(path)
-    best = best_alpha(curve, metric)
+    best = best_alpha(curve, metric, maximize)
     rows = sorted(curve, key=lambda row: row["alpha"])
     alphas = [row["alpha"] for row in rows]
     fig = new_figure(size, dpi)
