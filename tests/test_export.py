@@ -265,3 +265,35 @@ def test_online_preset_offline_fails_fast_and_leaves_no_run(tiny_csv, tmp_path, 
         runner.run(config, verbose=0)
     assert time.monotonic() - started < 10
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("where", ["a_file", "a_file/below"])
+def test_unwritable_export_dir_fails_before_training_and_leaves_no_run(
+    tiny_preset, tiny_csv, tmp_path, where
+):
+    """`export.export_dir` pointing at a file (or below one) is refused in seconds, naming the
+    key, before a run directory exists or a batch is trained (it used to fail after training
+    with an 'unexpected' error)."""
+    import time
+
+    (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(tiny_config_toml(tiny_preset, tiny_csv, tmp_path), encoding="utf-8")
+    config = load_config(path, [f"export.export_dir={tmp_path / where}"])
+    started = time.monotonic()
+    with pytest.raises(ExportError, match=r"`export.export_dir` cannot be written: .*a_file"):
+        runner.run(config, verbose=0)
+    assert time.monotonic() - started < 30
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
+    assert (tmp_path / "a_file").read_text(encoding="utf-8") == "not a folder"
+
+
+def test_writable_check_leaves_no_trace(tmp_path):
+    from ftk.export.publish import check_writable
+
+    check_writable(tmp_path / "saved_models" / "news")
+    assert list(tmp_path.iterdir()) == []  # the folders it made to probe are gone again
+    (tmp_path / "kept").mkdir()
+    check_writable(tmp_path / "kept")
+    assert list((tmp_path / "kept").iterdir()) == []

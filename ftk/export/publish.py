@@ -25,6 +25,38 @@ from ftk.errors import ExportError
 logger = logging.getLogger("ftk")
 
 
+def check_writable(model_root: Path, key: str = "export.export_dir") -> None:
+    """Fail now, naming `key`, if versions cannot be published under `model_root`: its folders
+    are created (as publishing would), then a probe file is written, renamed and removed,
+    the three things publishing does. A run checks this before its first batch, so a wrong
+    destination costs seconds, not a whole training run."""
+    model_root = Path(model_root)
+    missing = [p for p in (model_root, *model_root.parents) if not p.exists()]
+    probe = model_root / f".ftk-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        model_root.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.rename(probe.with_suffix(".renamed"))
+        probe.with_suffix(".renamed").unlink()
+    except OSError as e:
+        for leftover in (probe, probe.with_suffix(".renamed")):
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise ExportError(
+            f"`{key}` cannot be written: {model_root} ({e.strerror or e}). Point {key} at a "
+            'writable folder (or set it to "" to skip exporting; `ftk export RUN_DIR` '
+            "exports a finished run later)."
+        ) from None
+    finally:
+        for folder in missing:  # deepest first: leave the tree as it was found
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
 def versions(model_root: Path) -> list[int]:
     """Published version numbers under `model_root`, ascending."""
     if not model_root.is_dir():

@@ -110,11 +110,16 @@ def load_inputs(state: Run, load_data: LoadData | None) -> None:
 
 
 def open_run_directory(state: Run, extra: dict | None) -> None:
-    """The run directory, made only once the data and the preset are known good, with the
-    resolved config, the run's facts and the label names."""
+    """The run directory, made only once the data, the preset and the export destination are
+    known good, with the resolved config, the run's facts and the label names."""
     from ftk.runtime.distribute import worker_dir
 
     config, runtime, splits = state.config, state.runtime, state.splits
+    if runtime.is_chief and config.export.export_dir:
+        from ftk.export.publish import check_writable
+
+        export_dir = config.resolve_path(config.export.export_dir)
+        check_writable(export_dir / config.export.model_name)
     if not runtime.is_chief:
         run_dir = worker_dir(config, runtime.worker_index, fresh=state.resume is None)
     else:
