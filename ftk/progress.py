@@ -31,8 +31,13 @@ def is_quiet() -> bool:
 
 
 def keras_verbose() -> str | int:
-    """The `verbose` argument for Keras' `fit`/`predict`: a bar, or one line per epoch."""
-    return 2 if _quiet else "auto"
+    """The `verbose` argument for Keras' `fit`/`predict`: a bar on a terminal (or with
+    `FTK_PROGRESS=1`), else one plain line per epoch (a log file gets no escape codes)."""
+    if _quiet:
+        return 2
+    if os.environ.get("FTK_PROGRESS", "") == "1":
+        return "auto"
+    return "auto" if getattr(sys.stdout, "isatty", lambda: False)() else 2
 
 
 def _disabled() -> bool | None:

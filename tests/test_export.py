@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +209,9 @@ def test_publish_across_filesystems_goes_through_a_hidden_staging_dir(tmp_path, 
     assert sorted(p.name for p in root.iterdir()) == ["1"]
 
 
-def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path, monkeypatch):
+def test_crashed_run_resumes_from_its_last_epoch(
+    tiny_preset, tiny_csv, tmp_path, monkeypatch, caplog
+):
     import keras
 
     from ftk.training import fit as training
@@ -230,7 +233,10 @@ def test_crashed_run_resumes_from_its_last_epoch(tiny_preset, tiny_csv, tmp_path
     assert not (run_dir / "model.weights.h5").exists()
 
     monkeypatch.setattr(training, "callbacks", standard)
-    summary = runner.run(config, resume=run_dir, verbose=0)
+    monkeypatch.setattr(logging.getLogger("ftk"), "propagate", True)  # off after a CLI test
+    with caplog.at_level(logging.INFO, logger="ftk"):
+        summary = runner.run(config, resume=run_dir, verbose=0)
+    assert "epochs 2-4, resumed after epoch 2: epochs 3-4 remain" in caplog.text
     assert summary["run_dir"] == str(run_dir) and summary["export"] == {}
     with (run_dir / "history.csv").open() as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]

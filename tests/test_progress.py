@@ -3,6 +3,7 @@ non-terminal stream by default; and the steps that draw one."""
 
 import io
 import logging
+import sys
 import types
 
 import pytest
@@ -50,6 +51,21 @@ def test_no_bar_on_a_non_terminal_stream_by_default(monkeypatch):
 
     assert list(progress(range(3), desc="Counting", file=stream, leave=True)) == [0, 1, 2]
     assert stream.getvalue() == ""
+
+
+def test_keras_draws_a_bar_on_a_terminal_and_plain_epoch_lines_into_a_log(monkeypatch):
+    monkeypatch.delenv("FTK_PROGRESS", raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a log file: no escape codes
+    assert keras_verbose() == 2
+    monkeypatch.setenv("FTK_PROGRESS", "1")
+    assert keras_verbose() == "auto"
+    monkeypatch.delenv("FTK_PROGRESS")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
     assert keras_verbose() == "auto"
 
 

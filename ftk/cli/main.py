@@ -10,7 +10,7 @@ ftk presets pull NAME [--dest DIR]   # vendor a backbone into the project, with 
 ftk train [--config config.toml] [--set ...]   # = python train.py
 ftk lr-find [--config config.toml] [--apply]   # = train.py --lr-find
 ftk tune [--config config.toml] [--workers N]   # = train.py --tune
-ftk export RUN_DIR            # export a finished run again (a new version)
+ftk export RUN_DIR [--set export.KEY=VALUE]   # export a finished run again (a new version)
 ftk verify VERSION_DIR        # re-check a published export against its Keras outputs
 ftk report RUN_DIR            # (re)write a run's report.md and report.html
 ```
@@ -29,6 +29,7 @@ from pathlib import Path
 from ftk.cli.parser import build_parser, train_parser
 from ftk.errors import ConfigError, FtkError
 from ftk.progress import keras_verbose, set_quiet
+from ftk.runtime.native_logs import start_tensorflow
 
 logger = logging.getLogger("ftk")
 
@@ -130,6 +131,7 @@ def _train(args, load_data) -> int:
         config = load_config(args.config, args.overrides)
     _set_quiet(args.quiet or config.run.quiet)
     set_backend(config.runtime.backend, config.runtime.cpu_devices)
+    start_tensorflow(args.debug)
     if load_data is None:
         load_data = project_load_data(config)
     if args.lr_find:
@@ -207,10 +209,16 @@ def _lr_find(args, config, load_data) -> int:
 def _export(args) -> int:
     from ftk.runtime.backend import set_backend
 
+    for text in args.overrides:
+        if not text.startswith("export."):
+            raise ConfigError(
+                f"ftk export --set takes [export] keys only (export.KEY=VALUE). Received: {text!r}"
+            )
     set_backend("tensorflow")
+    start_tensorflow(args.debug)
     from ftk.export.run import export_run
 
-    summary = export_run(args.run_dir)
+    summary = export_run(args.run_dir, overrides=args.overrides)
     print(f"SavedModel: {summary['version_dir']}")
     return 0
 
@@ -219,6 +227,7 @@ def _verify(args) -> int:
     from ftk.runtime.backend import set_backend
 
     set_backend("tensorflow")
+    start_tensorflow(args.debug)
     from ftk.export.run import export_task
 
     for key, value in export_task(args.version_dir).verify_export(args.version_dir).items():

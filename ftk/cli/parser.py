@@ -141,6 +141,7 @@ Templates: text-classification, image-classification (see the README).""",
         "export a finished run again, as a new version",
         """example:
   ftk export runs/20261123-101500   -> export.export_dir/<model_name>/<next version>/
+  ftk export runs/20261123-101500 --set export.export_dir=/srv/models --set export.onnx=false
 
 The SavedModel and ONNX model are verified against the run's Keras outputs before the
 version directory appears (never overwritten).""",
@@ -213,6 +214,12 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     )
 
     verbs["export"].add_argument("run_dir", type=Path, help="a finished run directory")
+    _add_set(
+        verbs["export"],
+        "overrides",
+        "export.KEY=VALUE",
+        "change one [export] key for this export, e.g. export.export_dir=/srv/models",
+    )
     verbs["verify"].add_argument("version_dir", type=Path, help="<export_dir>/<model>/<version>")
     verbs["report"].add_argument("run_dir", type=Path, help="a run directory")
     verbs["report"].add_argument(

@@ -2,7 +2,10 @@
 
 import sys
 
-from ftk.cli.main import main
+from ftk.runtime.parent import die_with_parent
 
 if __name__ == "__main__":
+    die_with_parent()  # started by a training process: never outlive it (ftk.runtime.parent)
+    from ftk.cli.main import main
+
     sys.exit(main(["export", *sys.argv[1:]]))

@@ -21,8 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftk.errors import ExportError
+from ftk.runtime.parent import check_parent
 
 logger = logging.getLogger("ftk")
+
+STAGING = "export-staging-"  # an export being written and verified (`<pid>-<id>`)
+FAILED = "export-failed-"  # an export that failed, kept until the next one
 
 
 def check_writable(model_root: Path, key: str = "export.export_dir") -> None:
@@ -73,21 +77,23 @@ def publish(
     """Stage, `write`, `verify`, then rename into the next version. Returns the version path.
 
     Staging happens under `staging_root` (the run directory: outside the export tree, on the
-    same filesystem in a normal project). If `write` or `verify` raises, nothing changes under
-    `model_root`; the staged files are kept as `<staging_root>/export-failed-<time>-<id>` for
-    inspection and the error says where.
+    same filesystem in a normal project), in `export-staging-<pid>-<id>`. If `write` or
+    `verify` raises, nothing changes under `model_root`; the staged files are kept as
+    `<staging_root>/export-failed-<time>-<id>` for inspection and the error says where. The
+    next export removes what earlier ones left: failed exports, and the staging folders of
+    exports whose process was killed.
     """
     staging_root = Path(staging_root)
     staging_root.mkdir(parents=True, exist_ok=True)
-    staging = staging_root / f"export-staging-{uuid.uuid4().hex[:12]}"
+    remove_leftovers(staging_root)
+    staging = staging_root / f"{STAGING}{os.getpid()}-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
         write(staging)
         verify(staging)
+        check_parent()  # a subprocess whose training process was killed publishes nothing
     except BaseException as e:
-        failed = (
-            staging_root / f"export-failed-{time.strftime('%Y%m%d-%H%M%S')}-{staging.name[15:]}"
-        )
+        failed = staging_root / f"{FAILED}{time.strftime('%Y%m%d-%H%M%S')}-{staging.name[-12:]}"
         staging.rename(failed)
         if isinstance(e, Exception) and not isinstance(e, ExportError):
             raise ExportError(f"Export failed ({e}); partial files kept in {failed}") from e
@@ -96,6 +102,47 @@ def publish(
         raise
     model_root.mkdir(parents=True, exist_ok=True)
     return _rename_into_next_version(staging, model_root)
+
+
+def _owner_alive(staging: Path) -> bool:
+    """Whether another process that made `export-staging-<pid>-<id>` still runs (its export
+    is in progress)."""
+    parts = staging.name[len(STAGING) :].split("-")
+    if len(parts) != 2 or not parts[0].isdigit():
+        return False  # an older name, without the pid: its export is long over
+    pid = int(parts[0])
+    if pid == os.getpid():  # this process publishes one export at a time
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(staging_root: Path) -> list[str]:
+    """Remove earlier failed exports and staging folders whose export process is gone."""
+    removed, size = [], 0
+    for path in sorted(Path(staging_root).iterdir()):
+        if not path.is_dir():
+            continue
+        stale = path.name.startswith(FAILED) or (
+            path.name.startswith(STAGING) and not _owner_alive(path)
+        )
+        if stale:
+            size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    if removed:
+        logger.info(
+            "Removed %d folder(s) left by earlier exports (%.1f MB): %s",
+            len(removed),
+            size / 1e6,
+            ", ".join(removed),
+        )
+    return removed
 
 
 def _rename_into_next_version(staging: Path, model_root: Path) -> Path:
@@ -109,7 +156,7 @@ def _rename_into_next_version(staging: Path, model_root: Path) -> Path:
             if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
                 continue
             if e.errno == errno.EXDEV:  # another filesystem: copy next to the versions first
-                local = model_root / f".staging-{staging.name[15:]}"
+                local = model_root / f".staging-{staging.name[len(STAGING) :]}"
                 shutil.copytree(staging, local)
                 shutil.rmtree(staging)
                 return _rename_into_next_version(local, model_root)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config import Config, to_dict
+from ftk.errors import ExportError
 from ftk.export.onnx import ONNX_DIR, ONNX_FILE, add_metadata
 from ftk.export.serving import write_warmup
 from ftk.files import read_json, write_json
@@ -115,28 +116,48 @@ def export_task(version_dir: Path):
     return get_task(name)
 
 
-def export_run(run_dir: Path, model=None) -> dict:
-    """Write, verify and publish the run's model. Returns the export summary (also saved)."""
+def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
+    """Write, verify and publish the run's model. Returns the export summary (also saved).
+
+    `overrides` (`export.KEY=VALUE`) change the run's `[export]` keys for this export only."""
     import keras
 
-    from ftk.export.publish import publish
+    from ftk.export.publish import check_writable, publish
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("export_run needs the TensorFlow backend; use python -m ftk.export")
     run_dir = Path(run_dir)
     files = RunFiles(run_dir)
-    config = load_run_config(run_dir)
+    config = load_run_config(run_dir, overrides)
+    if not files.weights.is_file():
+        raise ExportError(
+            f"{run_dir} has no trained model ({files.weights.name}): only a run that finished "
+            "training can be exported (`--resume` continues one that stopped)."
+        )
+    if not config.export.export_dir:
+        raise ExportError(
+            'export.export_dir is "" in this run\'s config: name a destination with '
+            f"ftk export {run_dir} --set export.export_dir=DIR"
+        )
+    model_root = config.resolve_path(config.export.export_dir) / config.export.model_name
+    check_writable(model_root)
     task = get_task(config.run.task)
     labels = read_json(files.labels)
     reference = read_json(files.reference)
     inputs = reference["inputs"]
     expected = np.asarray(reference["probabilities"], dtype=np.float32)
     if model is None:
+        logger.info("Export: rebuilding the model under TensorFlow from %s", files.weights)
         model = rebuild_model(config, labels, files.weights)
     metadata = provenance(files, config, task, labels)
     result: dict = {}
 
     def write(staging: Path) -> None:
+        logger.info(
+            "Export: writing the SavedModel%s into %s",
+            " and converting it to ONNX" if config.export.onnx else "",
+            staging,
+        )
         task.write_export(model, labels, config, staging, inputs, expected)
         write_warmup(staging, config.export.model_name, task.serving_inputs(staging))
         (staging / "assets.extra" / "ftk_config.toml").write_text(
@@ -156,6 +177,7 @@ def export_run(run_dir: Path, model=None) -> dict:
             )
 
     def verify(staging: Path) -> None:
+        logger.info("Export: verifying against the Keras outputs on %d examples", len(inputs))
         result.update(task.verify_export(staging))
         if config.export.onnx_int8:
             metadata["onnx_int8"] = task.measure_int8(
@@ -164,7 +186,6 @@ def export_run(run_dir: Path, model=None) -> dict:
         metadata["verification"] = {**result, "tolerance": config.export.tolerance}
         write_json(staging / "assets.extra" / "ftk_export.json", metadata)
 
-    model_root = config.resolve_path(config.export.export_dir) / config.export.model_name
     version_dir = publish(model_root, write, verify, staging_root=run_dir)
     summary = {"version_dir": str(version_dir), "version": int(version_dir.name), **result}
     if config.export.onnx:

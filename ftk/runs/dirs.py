@@ -34,12 +34,41 @@ def save_run_config(run_dir: Path, config: Config, extra: dict) -> None:
     write_json(files.run, {"base_dir": config.base_dir, **extra})
 
 
-def load_run_config(run_dir: Path) -> Config:
-    """The exact config a run used (relative paths still resolve where they did)."""
+def load_run_config(run_dir: Path, overrides: list[str] = ()) -> Config:
+    """The exact config a run used (relative paths still resolve where they did), with
+    `overrides` (`section.key=value`, as `--set` takes them) applied."""
     files = RunFiles(run_dir)
     if not files.config.is_file() or not files.run.is_file():
         raise ConfigError(
             f"{run_dir} is not an ftk run directory (no {files.config.name} and {files.run.name})."
         )
     base_dir = read_json(files.run)["base_dir"]
-    return load_config(files.config, base_dir=base_dir)
+    return load_config(files.config, overrides, base_dir=base_dir)
+
+
+TRAINING = "train"  # run.json's "kind" of a training run (`ftk.runs.pipeline`)
+_KINDS = {"lr_find": "a learning-rate finder run (python train.py --lr-find)"}
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Raise, saying what `run_dir` is, unless it is a training run that stopped before its
+    end (the only kind `--resume` continues)."""
+    files = RunFiles(run_dir)
+    kind = read_json(files.run).get("kind") or ("lr_find" if files.lr_find.exists() else TRAINING)
+    if kind != TRAINING:
+        raise ConfigError(
+            f"--resume {run_dir}: this is {_KINDS.get(kind, repr(kind))}, not a training run; "
+            "there is nothing to resume. Start a training run with: python train.py"
+        )
+    if not files.weights.exists():
+        return
+    if files.summary.exists():
+        raise ConfigError(
+            f"--resume {run_dir}: this run finished ({files.summary.name} exists); start a new "
+            f"run, or publish its model again with: ftk export {run_dir}"
+        )
+    raise ConfigError(
+        f"--resume {run_dir}: this run already finished training ({files.weights.name} exists) "
+        f"but not its export; publish it with: ftk export {run_dir} "
+        "(add --set export.export_dir=DIR for another destination)"
+    )

@@ -25,7 +25,7 @@ import numpy as np
 from ftk.config import Config
 from ftk.errors import ConfigError, ExportError
 from ftk.files import read_json, write_json
-from ftk.runs.dirs import load_run_config, new_run_dir, save_run_config
+from ftk.runs.dirs import TRAINING, check_resumable, load_run_config, new_run_dir, save_run_config
 from ftk.runs.files import RunFiles
 from ftk.runs.model import LoadData, build_model, load_task
 
@@ -93,11 +93,7 @@ def start(config: Config, resume: Path | None, verbose) -> Run:
     if resume is not None:
         resume = Path(resume)
         config = load_run_config(resume)
-        if RunFiles(resume).weights.exists():
-            raise ConfigError(
-                f"{resume} already finished training ({RunFiles(resume).weights.name} exists); "
-                "start a new run."
-            )
+        check_resumable(resume)
         logger.info("Resuming %s", resume)
     state = Run(config=config, user_config=config, resume=resume, verbose=verbose)
     state.runtime, state.config = setup_runtime(config)  # before any TF or JAX computation
@@ -128,6 +124,7 @@ def open_run_directory(state: Run, extra: dict | None) -> None:
     logger.info("Run directory: %s", run_dir)
     facts = {
         "task": state.task.name,
+        "kind": TRAINING,
         "backend": config.runtime.backend,
         "runtime": runtime.to_json(),
         "preset": {k: v for k, v in asdict(state.info).items() if k != "tokenizer_kwargs"},
@@ -265,7 +262,13 @@ def export_step(state: Run) -> dict:
         " and ONNX" if config.export.onnx else "",
         min(config.export.verify_examples, len(state.splits.test)),
     )
-    return export(state.files.root, state.model)
+    try:
+        return export(state.files.root, state.model)
+    except ExportError as e:
+        raise type(e)(
+            f"{e} The trained model is saved in {state.files.root}; export it again with: "
+            f"ftk export {state.files.root}"
+        ) from e
 
 
 def summarize(state: Run, metrics: dict, exported: dict, started: float) -> dict:
@@ -307,11 +310,17 @@ def export(run_dir: Path, model=None) -> dict:
         from ftk.export.run import export_run
 
         return export_run(run_dir, model)
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    from ftk.runtime.parent import child_env
+
+    env = child_env({**os.environ, "KERAS_BACKEND": "tensorflow"})  # it dies with this process
     command = [sys.executable, "-m", "ftk.export", str(run_dir)]
     if not logger.isEnabledFor(logging.INFO):
         command.append("--quiet")
-    logger.info("Exporting under the TensorFlow backend: %s", " ".join(command))
+    logger.info(
+        "Exporting under the TensorFlow backend in a subprocess (it rebuilds the model from the "
+        "run's weights, about a minute before the files appear): %s",
+        " ".join(command),
+    )
     done = subprocess.run(command, env=env, check=False)
     if done.returncode != 0:
         raise ExportError(f"Export of {run_dir} failed in the TensorFlow subprocess (see above).")

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -160,6 +161,17 @@ def compile_phase(
     return counts
 
 
+def _epochs_left(backup: Path, first: int, last: int) -> str:
+    """`epochs 1-3`, or for a resumed phase the epochs that remain (BackupAndRestore's state)."""
+    try:
+        done = int(json.loads((backup / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        done = first - 1
+    if done < first or done >= last:
+        return f"epochs {first}-{last}"
+    return f"epochs {first}-{last}, resumed after epoch {done}: epochs {done + 1}-{last} remain"
+
+
 def _phase_file(run_dir: Path, index: int, phase: Phase) -> Path:
     return RunFiles(run_dir).phases / f"{index}-{phase.name}.weights.h5"
 
@@ -201,14 +213,13 @@ def train_phases(
                     save_weights(model, start)
             counts = compile_phase(model, config, phase, steps * phase.epochs)
             logger.info(
-                "Phase %d/%d (%s): %s trainable of %s parameters, epochs %d-%d",
+                "Phase %d/%d (%s): %s trainable of %s parameters, %s",
                 index + 1,
                 len(phases),
                 phase.name,
                 f"{counts['trainable']:,}",
                 f"{counts['total']:,}",
-                done_epochs + 1,
-                end,
+                _epochs_left(run_dir / f"backup/{index}-{phase.name}", done_epochs + 1, end),
             )
             model._initial_epoch = None  # Keras never resets what BackupAndRestore set
             history = fit(
