@@ -18,6 +18,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCALING = ("none", "linear", "sqrt")
 DATA_FORMATS = ("folder", "csv", "tfds")
 ON_BAD_IMAGES = ("error", "skip")
+CONFLICTING_LABELS = ("error", "drop", "majority")  # data.conflicting_labels
 RECIPES = ("single", "two_phase", "gradual")
 SCHEDULES = ("constant", "linear", "exponential", "cosine", "one_cycle")
 TUNE_ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
@@ -88,6 +89,7 @@ class DataConfig:
     image_column: str = "path"
     label_column: str = "label"
     labels: list[str] = field(default_factory=list)
+    conflicting_labels: str = "error"
     decode_errors: str = "strict"
     on_bad_images: str = "error"
     validation_split: float = 0.1

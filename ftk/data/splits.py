@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftk.config.schema import DataConfig
+from ftk.data.conflicts import Conflicts, resolve
 from ftk.errors import DataError
 
 
@@ -56,8 +57,9 @@ class Examples:
 @dataclass
 class Splits:
     """Train, validation and test examples, the label names (index = id), a fingerprint, how
-    many exact duplicates were dropped from the pool before splitting, and the files a reader
-    left out (`Skipped`)."""
+    many exact duplicates were dropped from the pool before splitting, the files a reader
+    left out (`Skipped`), and the examples found under more than one label and what was done
+    with them (`Conflicts`, `data.conflicting_labels`)."""
 
     train: Examples
     validation: Examples
@@ -66,6 +68,7 @@ class Splits:
     fingerprint: str
     duplicates_removed: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    conflicts: Conflicts = field(default_factory=Conflicts)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Examples per label in each split."""
@@ -144,26 +147,6 @@ def _fingerprint(splits: dict[str, list[Row]]) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def deduplicate(rows: list[Row]) -> tuple[list[Row], int]:
-    """Drop repeated (input, label) rows, so an example cannot land in both train and test.
-
-    The same input with two different labels is an error naming both places.
-    """
-    seen: dict[str, Row] = {}
-    kept = []
-    for row in rows:
-        first = seen.get(row.input)
-        if first is None:
-            seen[row.input] = row
-            kept.append(row)
-        elif first.label != row.label:
-            raise DataError(
-                f"The same example has two labels: {first.label!r} at {first.origin} and "
-                f"{row.label!r} at {row.origin}. Fix or remove one of them."
-            )
-    return kept, len(rows) - len(kept)
-
-
 def build_splits(
     pool: list[Row],
     validation: list[Row] | None,
@@ -174,7 +157,7 @@ def build_splits(
     """Carve missing validation/test splits out of `pool` (stratified, seeded), map labels."""
     if not pool:
         raise DataError(f"No examples found. Received: data.path={config.path!r}")
-    pool, duplicates = deduplicate(pool)
+    pool, duplicates, conflicts = resolve(pool, config.conflicting_labels)
     names = label_map(pool, config)
     strict = DataConfig(**{**config.__dict__, "labels": names})
     for rows in (validation, test):
@@ -209,4 +192,5 @@ def build_splits(
         label_names=names,
         fingerprint=_fingerprint({"train": train, "validation": validation, "test": test}),
         duplicates_removed=duplicates,
+        conflicts=conflicts,
     )

@@ -101,6 +101,37 @@ def data_section(doc: Doc, facts: RunFacts) -> None:
     )
     if skipped:
         doc.table(["left out", "why"], [[s["path"], s["reason"]] for s in skipped[:20]])
+    _conflicts(doc, run.get("conflicting_labels") or {})
+
+
+def _conflicts(doc: Doc, record: dict) -> None:
+    """The examples found under more than one label (`data.conflicting_labels`)."""
+    if not record.get("count"):
+        return
+    policy, ties = record.get("policy", "?"), record.get("ties", 0)
+    done = (
+        f"kept with the most frequent label, {ties} tie(s) left out"
+        if policy == "majority"
+        else "every copy left out"
+    )
+    doc.para(
+        f"{record['count']} example(s) appear under more than one label "
+        f'(`data.conflicting_labels = "{policy}"`): {done}; '
+        f"{record.get('rows_removed', 0)} row(s) left out in all."
+    )
+    examples = record.get("examples") or []
+    doc.table(
+        ["example", "labels", "where", "kept"],
+        [
+            [
+                e["input"],
+                ", ".join(f"{label}: {n}" for label, n in e["labels"].items()),
+                ", ".join(e["origins"]),
+                "-" if e["kept"] is None else e["kept"],
+            ]
+            for e in examples
+        ],
+    )
 
 
 def curves_section(doc: Doc, facts: RunFacts, metric: str) -> None:

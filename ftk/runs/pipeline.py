@@ -131,6 +131,7 @@ def open_run_directory(state: Run, extra: dict | None) -> None:
         "data_fingerprint": splits.fingerprint,
         "split_counts": splits.counts(),
         "duplicates_removed": splits.duplicates_removed,
+        "conflicting_labels": splits.conflicts.to_json(),
         "skipped": [asdict(s) for s in splits.skipped],
     }
     save_run_config(run_dir, state.user_config, {**facts, **(extra or {})})
@@ -145,6 +146,8 @@ def _log_data(splits) -> None:
         len(splits.label_names),
         splits.duplicates_removed,
     )
+    if splits.conflicts.count:
+        logger.warning("%s", splits.conflicts.summary())
     if splits.skipped:
         shown = "\n".join(f"  {s.path}: {s.reason}" for s in splits.skipped[:20])
         more = len(splits.skipped) - 20
