@@ -249,6 +249,12 @@ def _resolve_directory(name: str, path: Path) -> PresetInfo:
             f"(a config.json). Received: model.preset={name!r} ({path} has no config.json)"
         )
     config = _read_json(config_path)
+    if not isinstance(config, dict) or not ({"class_name", "model_type"} & set(config)):
+        raise PresetError(
+            f"{config_path} names no model: a keras-hub preset's config.json has a "
+            '"class_name", a Hugging Face checkpoint\'s a "model_type". '
+            f"Received: model.preset={name!r}"
+        )
     tokenizer_kwargs: dict = {}
     exact_gelu = False
     if config.get("model_type") == "bert":

@@ -3,6 +3,7 @@ and reading that config back. Standard library only."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -72,3 +73,14 @@ def check_resumable(run_dir: Path) -> None:
         f"but not its export; publish it with: ftk export {run_dir} "
         "(add --set export.export_dir=DIR for another destination)"
     )
+
+
+def discard_if_unused(run_dir: Path) -> bool:
+    """Remove `run_dir` if it holds only what a run writes before training (its config, facts
+    and label names): a run that failed before its first batch leaves no empty run behind."""
+    files = RunFiles(run_dir)
+    first = {files.config, files.run, files.labels}
+    if not run_dir.is_dir() or any(p.is_file() and p not in first for p in run_dir.rglob("*")):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True

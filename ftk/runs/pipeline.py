@@ -25,7 +25,14 @@ import numpy as np
 from ftk.config import Config
 from ftk.errors import ConfigError, ExportError
 from ftk.files import read_json, write_json
-from ftk.runs.dirs import TRAINING, check_resumable, load_run_config, new_run_dir, save_run_config
+from ftk.runs.dirs import (
+    TRAINING,
+    check_resumable,
+    discard_if_unused,
+    load_run_config,
+    new_run_dir,
+    save_run_config,
+)
 from ftk.runs.files import RunFiles
 from ftk.runs.model import LoadData, build_model, load_task
 
@@ -69,8 +76,13 @@ def run(
     state = start(config, resume, verbose)
     load_inputs(state, load_data)
     open_run_directory(state, extra)
-    cross_validate(state)
-    train(state)
+    try:
+        cross_validate(state)
+        train(state)
+    except BaseException:
+        if state.resume is None and discard_if_unused(state.files.root):
+            logger.info("Removed %s: the run stopped before its first batch", state.files.root)
+        raise
     if not state.runtime.is_chief:
         return worker_done(state)
     finalize(state)
