@@ -29,7 +29,7 @@ from pathlib import Path
 from ftk.cli.parser import build_parser, train_parser
 from ftk.errors import ConfigError, FtkError
 from ftk.progress import keras_verbose, set_quiet
-from ftk.runtime.native_logs import start_tensorflow
+from ftk.runtime.native_logs import quiet_env, start_tensorflow
 
 logger = logging.getLogger("ftk")
 
@@ -130,6 +130,7 @@ def _train(args, load_data) -> int:
     else:
         config = load_config(args.config, args.overrides)
     _set_quiet(args.quiet or config.run.quiet)
+    quiet_env(args.debug)
     set_backend(config.runtime.backend, config.runtime.cpu_devices)
     start_tensorflow(args.debug)
     if load_data is None:
@@ -214,6 +215,7 @@ def _export(args) -> int:
             raise ConfigError(
                 f"ftk export --set takes [export] keys only (export.KEY=VALUE). Received: {text!r}"
             )
+    quiet_env(args.debug)
     set_backend("tensorflow")
     start_tensorflow(args.debug)
     from ftk.export.run import export_run
@@ -226,6 +228,7 @@ def _export(args) -> int:
 def _verify(args) -> int:
     from ftk.runtime.backend import set_backend
 
+    quiet_env(args.debug)
     set_backend("tensorflow")
     start_tensorflow(args.debug)
     from ftk.export.run import export_task

@@ -63,6 +63,13 @@ def quiet_startup(enabled: bool = True):
                 sys.stderr.flush()
 
 
+def quiet_env(debug: bool = False) -> None:
+    """Before TensorFlow is imported: its C++ log level, errors included unless `debug` (on a CPU
+    machine TF logs `E0000 ... oneDNN supports DT_INT64 only ...` in every run; a real error
+    still reaches the user as a Python exception). A level the user set is kept."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
+
+
 def start_tensorflow(debug: bool = False) -> None:
     """Import TensorFlow (if installed) and Keras, and let TF find its devices, quietly."""
     with quiet_startup(enabled=not debug):
