@@ -22,10 +22,10 @@ from ftk.training.lr_find import (
     batch_losses,
     centered_average,
     lr_find,
-    plot_lr_find,
     smooth,
     suggest,
 )
+from ftk.training.lr_plot import plot_lr_find
 
 
 def blobs(n=512, seed=0):

@@ -5,6 +5,7 @@ the results files, flat memory, and the final training with the best values."""
 import csv
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -168,7 +169,9 @@ def test_no_validation_split_is_an_error(tmp_path, tiny_preset, tiny_csv):
 # --- searching -------------------------------------------------------------------------------
 
 
-def test_search_beats_a_bad_default_and_writes_results(tmp_path, pretrained_tiny, topics_csv):
+def test_search_beats_a_bad_default_and_writes_results(
+    tmp_path, pretrained_tiny, topics_csv, capsys, caplog, monkeypatch
+):
     path, config = head_search(
         tmp_path,
         pretrained_tiny,
@@ -178,14 +181,30 @@ def test_search_beats_a_bad_default_and_writes_results(tmp_path, pretrained_tiny
         '"model.dropout" = [0.0, 0.2]}',
         "tune.max_trials=3",
     )
-    result = tune(config, search_only=True, verbose=0)
+    monkeypatch.setattr(logging.getLogger("ftk"), "propagate", True)  # off after a CLI test
+    with caplog.at_level(logging.INFO, logger="ftk"):
+        result = tune(config, search_only=True, verbose=1)  # KerasTuner's lines too
     search = result["search"]
     directory = Path(search["directory"])
     rows = trials(directory)
     assert len(rows) == 3 and all(r["status"] == "COMPLETED" for r in rows)
     assert all(r["path"] == "cached" for r in rows)
+    # One numbering, from 1, as KerasTuner's "Trial 1 Complete" lines: in the table, the
+    # summary, our log lines; the directories keep KerasTuner's ids (trial_0 is trial 1).
+    assert [r["trial"] for r in rows] == ["1", "2", "3"]
+    assert [r["trial_dir"] for r in rows] == ["trial_0", "trial_1", "trial_2"]
+    shown = json.loads((directory / "oracle.json").read_text())["display"]["trial_number"]
+    assert shown == {r["trial_dir"].removeprefix("trial_"): int(r["trial"]) for r in rows}
+    out = capsys.readouterr().out
+    assert all(f"Trial {n} Complete" in out for n in (1, 2, 3))
+    logged = [r.getMessage() for r in caplog.records]
+    assert all(any(m.startswith(f"Trial {n}: val_loss = ") for m in logged) for n in (1, 2, 3))
+    assert not any(m.startswith("Trial 0") for m in logged)
     baseline = search["baseline"]
-    assert float(rows[0]["train.learning_rate"]) == 1e-6 and baseline["trial"] == rows[0]["trial"]
+    assert float(rows[0]["train.learning_rate"]) == 1e-6 and baseline["trial"] == 1
+    best_number = search["best"]["trial"]
+    assert best_number in (2, 3) and f"trial {best_number}, val_loss" in logged[-1]
+    assert "(the untuned config, trial 1: " in logged[-1]
     assert search["best"]["score"] < baseline["score"] - 0.05  # val_loss: lower is better
     assert 1e-3 <= search["best"]["values"]["train.learning_rate"] <= 1e-1
     # best_config.toml: the whole config with the best values, runnable from anywhere
@@ -197,7 +216,7 @@ def test_search_beats_a_bad_default_and_writes_results(tmp_path, pretrained_tiny
     best = json.loads((directory / "best.json").read_text())
     assert best["best"] == search["best"] and best["trials"] == 3
     markdown = (directory / "trials.md").read_text()
-    assert "(best)" in markdown and "(baseline)" in markdown
+    assert "| 1 (baseline) |" in markdown and f"| {best_number} (best) |" in markdown
     import matplotlib.image
 
     assert matplotlib.image.imread(directory / "trials.png").shape[:2] == (500, 800)
@@ -336,7 +355,7 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path, pretrained_tin
         load_config(path, overrides + ["export.onnx=false"]), search_only=True, verbose=0
     )["search"]
     rows = trials(directory)
-    assert [r["trial"] for r in rows] == ["0", "1", "2"]
+    assert [r["trial"] for r in rows] == ["1", "2", "3"]  # directories trial_0 .. trial_2
     assert all(r["status"] == "COMPLETED" for r in rows) and search["completed"] == 3
     assert {
         t: (directory / f"trial_{t}" / "ftk_trial.json").stat().st_mtime_ns for t in "01"

@@ -64,7 +64,12 @@ def _add_train_args(parser: argparse.ArgumentParser, default_config: Path | None
         "plot loss vs rate into a new run directory and suggest a value; nothing is saved",
     )
     parser.add_argument(
-        "--lr-find-steps", type=int, default=100, metavar="N", help="steps of the sweep (100)"
+        "--lr-find-steps",
+        type=int,
+        default=100,
+        metavar="N",
+        help="at most N steps of the sweep (100; fewer on small data: at most 2 passes over the "
+        "training split, at least 20)",
     )
     parser.add_argument(
         "--tune",

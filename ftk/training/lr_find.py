@@ -1,10 +1,11 @@
 """Learning-rate finder (Smith 2015, "Cyclical Learning Rates for Training Neural Networks";
 fastai's `lr_find`) for keras-hub task models.
 
-The learning rate grows exponentially from `start_lr` to `end_lr` over up to `steps` training
-steps on the real training data, with the run's own optimizer and loss (`compile_fn`). The
-per-batch training loss is recorded and smoothed; the sweep stops once the smoothed loss is
-`diverge` times its minimum (or not finite). Afterwards the model is exactly as it was: every
+The learning rate grows exponentially from `start_lr` to `end_lr` over `steps` training steps
+(`sweep_steps` sizes them to the data: at most two passes, at least 20 steps) on the real
+training data, with the run's own optimizer and loss (`compile_fn`). The per-batch training
+loss is recorded and smoothed; the sweep stops once the smoothed loss is `diverge` times its
+minimum (or not finite). Afterwards the model is exactly as it was: every
 variable (trainable, non-trainable such as BatchNorm statistics, and dropout seed states) is
 restored bit for bit, along with its compile state, trainable flags and regularizers.
 
@@ -13,7 +14,7 @@ Typical use:
 >>> compile_fn = lambda m, lr: compile_classifier(m, dataclasses.replace(train, learning_rate=lr))
 >>> result = lr_find(model, train_ds, compile_fn)
 >>> result.suggestion, result.rule   # e.g. (3.1e-4, "steepest")
->>> plot_lr_find(result, run_dir / "lr_find.png")
+>>> plot_lr_find(result, run_dir / "lr_find.png")   # ftk.training.lr_plot
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -31,6 +31,14 @@ import numpy as np
 from ftk.errors import ConfigError, DataError
 
 RULES = ("steepest", "minimum_tenth")
+START_LR, END_LR = 1e-7, 1.0
+# The sweep sized to the data (`sweep_steps`): at most SWEEP_PASSES passes over the training
+# set (in the first pass each loss is measured on batches the model has not trained on yet;
+# later passes mostly measure memorization, and cost time), but at least MIN_SWEEP_STEPS steps:
+# over 1e-7 .. 1 that is a factor of 2.3 between neighbouring rates (0.78 decades at 10 steps,
+# where the suggestion is a coarse grid point).
+SWEEP_PASSES = 2
+MIN_SWEEP_STEPS = 20
 # `steepest` is searched after this leading fraction of the sweep's points: there the
 # bias-corrected average is still mostly the first few (noisy) batches (fastai skips them too).
 EARLY_FRACTION = 0.1
@@ -45,7 +53,8 @@ class LrFindResult:
     `suggestion` is `steepest` (where the smoothed loss falls fastest against log10 of the rate,
     between the first 10% of the points and the minimum, as fastai does) unless there is no such
     descent; then it is `minimum_tenth` (the rate at the smoothed-loss minimum, divided by 10).
-    `rule` says which.
+    `rule` says which. `steps` is the sweep's length (the rate reaches `end_lr` at its last
+    step); `steps_run` how many steps ran (fewer when the loss diverged: `stopped_early`).
     """
 
     learning_rates: list[float]
@@ -57,6 +66,8 @@ class LrFindResult:
     minimum_tenth: float
     stopped_early: bool
     running: list[float] = dataclasses.field(default_factory=list)
+    steps: int = 0
+    steps_run: int = 0
 
     def to_json(self) -> dict:
         """A JSON-ready dict of every field; NaN and infinities become `None` (JSON has none)."""
@@ -70,6 +81,8 @@ class LrFindResult:
             "steepest": _json_float(self.steepest),
             "minimum_tenth": _json_float(self.minimum_tenth),
             "stopped_early": bool(self.stopped_early),
+            "steps": int(self.steps),
+            "steps_run": int(self.steps_run),
         }
 
 
@@ -99,6 +112,15 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"start_lr": self.start_lr, "end_lr": self.end_lr, "steps": self.steps}
+
+
+def sweep_steps(requested: int, batches: int) -> int:
+    """The sweep's length for `batches` batches per pass over the training set: `requested`,
+    but at most `SWEEP_PASSES` passes, and at least `MIN_SWEEP_STEPS` steps (or `requested`,
+    if that is fewer). The sweep covers `start_lr .. end_lr` whatever its length."""
+    if batches < 1:
+        raise ConfigError(f"`batches` must be >= 1. Received: batches={batches!r}")
+    return min(int(requested), max(MIN_SWEEP_STEPS, SWEEP_PASSES * int(batches)))
 
 
 def batch_losses(running_means: Sequence[float], counts: Sequence[int]) -> list[float]:
@@ -182,6 +204,10 @@ class _Sweep(keras.callbacks.Callback):
         self.stopped_early = False
         self._total, self._count, self._avg, self._best = 0.0, 0, 0.0, math.inf
 
+    @property
+    def steps_run(self) -> int:
+        return self._count
+
     def on_train_batch_end(self, batch, logs=None):
         # Keras' logs hold the running mean of the loss over the epoch's first batch + 1
         # batches (there is one epoch); the difference of running totals is this call's loss,
@@ -204,6 +230,18 @@ class _Sweep(keras.callbacks.Callback):
         if not math.isfinite(smoothed) or smoothed > self.diverge * self._best:
             self.stopped_early = True
             self.model.stop_training = True
+
+
+class _SweepProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, ending at the step the sweep stopped at: Keras' own bar jumps to
+    `steps_per_epoch` when training stops early (e.g. 87 -> 100)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.seen and self.target and self.seen < self.target:
+            self.target = self.seen
+            if self.progbar is not None:
+                self.progbar.target = self.seen
+        super().on_epoch_end(epoch, logs)
 
 
 def _check_args(start_lr, end_lr, steps, smoothing, diverge) -> None:
@@ -291,15 +329,15 @@ def lr_find(
     model,
     dataset,
     compile_fn: Callable,
-    start_lr: float = 1e-7,
-    end_lr: float = 1.0,
+    start_lr: float = START_LR,
+    end_lr: float = END_LR,
     steps: int = 100,
     smoothing: float = 0.98,
     diverge: float = 4.0,
     verbose=0,
 ) -> LrFindResult:
-    """Sweep the learning rate from `start_lr` to `end_lr` (exponentially, over up to `steps`
-    training steps) and suggest one; the model is left exactly as it was.
+    """Sweep the learning rate from `start_lr` to `end_lr` (exponentially, over `steps` training
+    steps, fewer if the loss diverges) and suggest one; the model is left exactly as it was.
 
     `dataset` is the training `tf.data.Dataset` of `(inputs, labels)` batches (raw inputs: a
     keras-hub task's `fit` maps its preprocessor); it is repeated, so a short one still gives
@@ -309,7 +347,8 @@ def lr_find(
     flags and regularizers: those are undone too.
 
     The sweep stops early once the smoothed loss exceeds `diverge` times its minimum so far, or is
-    not finite. `smoothing` is the moving average's beta. `verbose` goes to `model.fit`.
+    not finite; Keras' progress bar (`verbose` goes to `model.fit`) then ends at that step.
+    `smoothing` is the moving average's beta.
     """
     _check_args(start_lr, end_lr, steps, smoothing, diverge)
     if not hasattr(dataset, "repeat"):
@@ -336,7 +375,7 @@ def lr_find(
                 dataset.repeat(),
                 epochs=1,
                 steps_per_epoch=int(steps),
-                callbacks=[sweep],
+                callbacks=[sweep, _SweepProgbar()] if verbose else [sweep],
                 verbose=verbose,
             )
     finally:
@@ -361,68 +400,6 @@ def lr_find(
         steepest=steepest,
         minimum_tenth=minimum_tenth,
         stopped_early=sweep.stopped_early,
+        steps=int(steps),
+        steps_run=sweep.steps_run,
     )
-
-
-def plot_lr_find(result: LrFindResult, path, size=(8.0, 5.0), dpi: int = 100) -> Path:
-    """A PNG of the sweep: training loss against the learning rate (log axis), raw loss faint,
-    smoothed loss bold, the suggestion marked. `size` inches at `dpi` (800 x 500 pixels by
-    default); written atomically (a temporary file, then a rename) to `path` (`.png`)."""
-    from ftk.plots import new_figure, save_png
-
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"The LR finder plot is a PNG: `path` must end in .png. Received: {path}")
-    if result.rule not in RULES:
-        raise ConfigError(f"`rule` must be one of {RULES}. Received: rule={result.rule!r}")
-    lrs = np.asarray(result.learning_rates, dtype=np.float64)
-    raw = np.asarray(result.losses, dtype=np.float64)
-    smoothed = np.asarray(result.smoothed, dtype=np.float64)
-    finite = np.isfinite(smoothed)
-
-    fig = new_figure(size, dpi)
-    ax = fig.add_subplot()
-    ax.plot(lrs, raw, color="tab:blue", alpha=0.3, linewidth=1, label="loss (per batch)")
-    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2.5, label="loss (centered average)")
-    ax.set_xscale("log")
-    if finite.any():
-        y = float(np.interp(np.log10(result.suggestion), np.log10(lrs[finite]), smoothed[finite]))
-        label = f"suggestion {result.suggestion:.2e} ({result.rule.replace('_', ' ')})"
-        ax.axvline(result.suggestion, color="tab:red", linestyle="--", linewidth=1.2, label=label)
-        ax.plot([result.suggestion], [y], "o", color="tab:red", markersize=9)
-        ax.annotate(
-            f"{result.suggestion:.2e}",
-            (result.suggestion, y),
-            xytext=(8, 8),
-            textcoords="offset points",
-            color="tab:red",
-            bbox={
-                "boxstyle": "round,pad=0.2",
-                "facecolor": "white",
-                "edgecolor": "none",
-                "alpha": 0.7,
-            },
-        )
-        ax.set_ylim(*_loss_limits(raw, smoothed))
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("training loss")
-    stopped = ", stopped early: loss diverged" if result.stopped_early else ""
-    ax.set_title(f"Learning-rate finder ({len(lrs)} steps{stopped})")
-    ax.grid(alpha=0.3)
-    ax.grid(alpha=0.1, which="minor")
-    ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
-    return save_png(fig, path)
-
-
-def _loss_limits(raw: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
-    """y limits that keep the descent readable: a diverged tail may reach far above the start,
-    so the top is half the descent's range above its highest point (or the data's top)."""
-    values = np.concatenate([raw, smoothed])
-    values = values[np.isfinite(values)]
-    low, high = float(values.min()), float(values.max())
-    best = int(np.nanargmin(np.where(np.isfinite(smoothed), smoothed, np.nan)))
-    descent_top = float(np.nanmax(smoothed[: best + 1]))
-    span = max(descent_top - low, 1e-12)
-    top = min(high, descent_top + 0.5 * span)
-    return low - 0.05 * span, top + 0.05 * span

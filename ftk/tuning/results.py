@@ -2,7 +2,9 @@
 launcher can write them alike):
 
 - `trials.csv` and `trials.md`: one row per trial (values, objective, validation accuracy and
-  loss at the best epoch, seconds, memory, worker, cached or full path);
+  loss at the best epoch, seconds, memory, worker, cached or full path; `trials.csv` also
+  names the trial's directory). Trials are numbered from 1, as KerasTuner's "Trial 1 Complete"
+  lines number them (`ftk.tuning.search.trial_number`: directory `trial_0` is trial 1);
 - `trials.png`: the objective against the learning rate (or the first numeric key), coloured by
   the regularization key searched (weight decay, L2, dropout or label smoothing);
 - `best.json` and `best_config.toml`: the best trial's values, and the whole config with them
@@ -32,10 +34,11 @@ BEST_CONFIG = "best_config.toml"
 
 def read_trials(directory: Path, space: dict, metrics: list[str]) -> list[dict]:
     """Every trial of the search in `directory`, in trial order, with `metrics` (and their
-    training counterparts) at each trial's best epoch."""
+    training counterparts) at each trial's best epoch. `trial` is the trial's number (from 1),
+    `trial_dir` its directory's name."""
     from keras_tuner.engine.trial import Trial
 
-    from ftk.tuning.search import TRIAL_FILE, last_line
+    from ftk.tuning.search import TRIAL_FILE, last_line, trial_number
 
     records = []
     for path in sorted(Path(directory).glob("trial_*/trial.json")):
@@ -51,7 +54,8 @@ def read_trials(directory: Path, space: dict, metrics: list[str]) -> list[dict]:
         values = trial.hyperparameters.values
         records.append(
             {
-                "trial": trial.trial_id,
+                "trial": trial_number(trial.trial_id),
+                "trial_dir": path.parent.name,
                 "status": trial.status,
                 **values_of(values, space),
                 "score": None if trial.score is None else float(trial.score),
@@ -66,7 +70,7 @@ def read_trials(directory: Path, space: dict, metrics: list[str]) -> list[dict]:
                 "message": last_line(trial.message),
             }
         )
-    return records
+    return sorted(records, key=lambda r: r["trial"])
 
 
 def best_trial(records: list[dict], objective: str, task) -> dict:
@@ -109,10 +113,11 @@ def write_tables(
         "path",
     ]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns + ["message"], extrasaction="ignore")
+    csv_columns = [*columns, "trial_dir", "message"]
+    writer = csv.DictWriter(buffer, csv_columns, extrasaction="ignore")
     writer.writeheader()
     for record in records:
-        writer.writerow({k: _cell(record.get(k)) for k in columns + ["message"]})
+        writer.writerow({k: _cell(record.get(k)) for k in csv_columns})
     write_atomic(directory / "trials.csv", buffer.getvalue())
     lines = [
         "| " + " | ".join(columns) + " |",
@@ -127,8 +132,8 @@ def write_tables(
 
 
 def baseline_trial(records: list[dict], config: Config) -> dict | None:
-    """Trial 0, which trains the config as written (every algorithm but grid search)."""
-    if config.tune.algorithm == "grid" or not records or int(records[0]["trial"]) != 0:
+    """Trial 1, which trains the config as written (every algorithm but grid search)."""
+    if config.tune.algorithm == "grid" or not records or records[0]["trial"] != 1:
         return None
     return records[0]
 
@@ -183,7 +188,7 @@ def plot_trials(
             ax.set_xscale("log")
         ax.set_xlabel(x_key)
     ax.set_ylabel(objective)
-    ax.set_title(f"{len(done)} completed trial(s); labels are trial ids")
+    ax.set_title(f"{len(done)} completed trial(s); labels are trial numbers")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     save_png(fig, path)

@@ -4,7 +4,10 @@ The search lives in `<run.run_dir>/tune/<tune.name>/` (KerasTuner's project dire
 re-running the same command continues it (finished trials are kept, an interrupted trial is
 retried), and a changed config is refused rather than mixed in (`check_same_search`).
 
-Trial 0 trains the config as written (the untuned baseline), except for grid search; then the
+Trials are numbered from 1 wherever ftk shows them, as in KerasTuner's "Trial 1 Complete" lines
+(`trial_number`); their directories keep KerasTuner's ids (`trial_0` is trial 1).
+
+Trial 1 trains the config as written (the untuned baseline), except for grid search; then the
 algorithm (`tune.algorithm`: random, bayesian, hyperband or grid) proposes values until
 `tune.max_trials` trials exist or `tune.max_minutes` have passed (no trial starts after that,
 the running one finishes, and the first trial always runs).
@@ -52,6 +55,12 @@ _MAY_CHANGE = {
 
 def tune_dir(config: Config) -> Path:
     return config.resolve_path(config.run.run_dir) / "tune" / config.tune.name
+
+
+def trial_number(trial_id: str) -> int:
+    """The number a user sees for KerasTuner's trial id: `"0"` (or `"00"`, zero-padded) is
+    trial 1, as KerasTuner's own "Trial 1 Complete" line says (ids count the trials created)."""
+    return int(trial_id) + 1
 
 
 def role() -> str | None:
@@ -176,11 +185,11 @@ class _FtkTrials:
     def on_trial_begin(self, trial):
         self._started = time.monotonic()
         self._ftk_trial_peak = None
-        try:  # KerasTuner numbers trials "0", "1", ... (zero-padded)
-            number = int(trial.trial_id) + 1
-        except ValueError:
-            number = len(self.oracle.trials)
-        logger.info("Trial %d of %s", number, getattr(self, "_ftk_max_trials", "?"))
+        logger.info(
+            "Trial %d of %s",
+            trial_number(trial.trial_id),
+            getattr(self, "_ftk_max_trials", "?"),
+        )
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -201,9 +210,10 @@ class _FtkTrials:
         )
         done = self.oracle.get_trial(trial.trial_id)
         score = "failed" if done.score is None else f"{done.score:.4f}"
+        number = trial_number(trial.trial_id)
         logger.info(
-            "Trial %s: %s = %s in %.1f s (memory %.0f MB, peak %.0f MB)",
-            trial.trial_id,
+            "Trial %d: %s = %s in %.1f s (memory %.0f MB, peak %.0f MB)",
+            number,
             self.oracle.objective.name,
             score,
             seconds,
@@ -211,7 +221,7 @@ class _FtkTrials:
             peak,
         )
         if done.status in ("FAILED", "INVALID") and done.message:
-            logger.warning("Trial %s failed: %s", trial.trial_id, last_line(done.message))
+            logger.warning("Trial %d failed: %s", number, last_line(done.message))
 
 
 class Tuner(_FtkTrials, keras_tuner.Tuner):

@@ -128,7 +128,7 @@ def _tidy(value):
 
 
 def baseline_values(config: Config, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The config's own value of every searched key: the untuned baseline (trial 0)."""
+    """The config's own value of every searched key: the untuned baseline (trial 1)."""
     out = {}
     for key in space:
         section, name = key.split(".")
