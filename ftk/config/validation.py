@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ftk.config.schema import (
     BACKENDS,
+    CONFLICTING_LABELS,
     DATA_FORMATS,
     DISTRIBUTIONS,
     LR_SCALING,
@@ -89,6 +90,12 @@ def _validate_data(config: Config, fail) -> None:
         fail("data.labels", "empty (inferred from the data) or at least 2 names")
     if any(not label.strip() for label in config.data.labels):
         fail("data.labels", "a list of non-empty names")
+    if config.data.conflicting_labels not in CONFLICTING_LABELS:
+        fail(
+            "data.conflicting_labels",
+            "one of " + ", ".join(repr(c) for c in CONFLICTING_LABELS) + " (what an example "
+            "found under two labels does: stop, drop every copy, or keep the most frequent label)",
+        )
     for key in ("max_train_examples", "shuffle_buffer"):
         if getattr(config.data, key) < 0:
             fail(f"data.{key}", ">= 0")
@@ -173,6 +180,12 @@ def _validate_recipe(config: Config, fail) -> None:
         fail("recipe.interpolation_points", "between 2 and 101 (alphas evenly spaced in [0, 1])")
     if recipe.keep_best_alpha and not recipe.interpolate:
         fail("recipe.keep_best_alpha", "false unless recipe.interpolate is true")
+    if recipe.interpolate and config.model.trainable == "head":
+        fail(  # else it would fail after training, with nothing to interpolate from
+            "recipe.interpolate",
+            "false when model.trainable='head' (WiSE-FT interpolates from where the backbone "
+            "started training, and a head-only run never trains it)",
+        )
     if recipe.cv_folds == 1 or not 0 <= recipe.cv_folds <= 20:
         fail("recipe.cv_folds", "0 (off) or between 2 and 20")
     lora = config.model.lora_rank

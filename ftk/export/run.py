@@ -116,17 +116,11 @@ def export_task(version_dir: Path):
     return get_task(name)
 
 
-def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
-    """Write, verify and publish the run's model. Returns the export summary (also saved).
+def _destination(run_dir: Path, overrides: list[str]) -> tuple[Config, Path]:
+    """The run's config (with `overrides`) and its writable `<export_dir>/<model_name>`, or a
+    one-line error saying what is missing."""
+    from ftk.export.publish import check_writable
 
-    `overrides` (`export.KEY=VALUE`) change the run's `[export]` keys for this export only."""
-    import keras
-
-    from ftk.export.publish import check_writable, publish
-
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError("export_run needs the TensorFlow backend; use python -m ftk.export")
-    run_dir = Path(run_dir)
     files = RunFiles(run_dir)
     config = load_run_config(run_dir, overrides)
     if not files.weights.is_file():
@@ -141,6 +135,22 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
         )
     model_root = config.resolve_path(config.export.export_dir) / config.export.model_name
     check_writable(model_root)
+    return config, model_root
+
+
+def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
+    """Write, verify and publish the run's model. Returns the export summary (also saved).
+
+    `overrides` (`export.KEY=VALUE`) change the run's `[export]` keys for this export only."""
+    import keras
+
+    from ftk.export.publish import publish
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError("export_run needs the TensorFlow backend; use python -m ftk.export")
+    run_dir = Path(run_dir)
+    files = RunFiles(run_dir)
+    config, model_root = _destination(run_dir, overrides)
     task = get_task(config.run.task)
     labels = read_json(files.labels)
     reference = read_json(files.reference)
