@@ -4,6 +4,11 @@
   merged into its kernels.
 - `interpolate_run`: WiSE-FT, θ_pre + α(θ_ft − θ_pre) scored on the validation split over a
   grid of α, by the task's `interpolation_metric`.
+
+Both may get a model built after training (the merged plain model, or the runtime's float32
+copy), which keras-hub compiled with its own defaults (its metric is `sparse_categorical_accuracy`,
+not the task's `accuracy`): `compile_for_evaluation` compiles it with the task's loss and metrics,
+as the recipe compiled the trained model.
 """
 
 from __future__ import annotations
@@ -16,6 +21,12 @@ from ftk.files import write_json
 from ftk.runs.files import RunFiles
 
 logger = logging.getLogger("ftk")
+
+
+def compile_for_evaluation(model, task, config: Config) -> None:
+    """Compile `model` with the task's loss and metrics (those training reported), so that
+    `model.evaluate` returns the task's metric names. No optimizer state: it trains no more."""
+    model.compile(loss=task.loss(config), metrics=task.metrics(config))
 
 
 def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dict:
@@ -43,6 +54,7 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
             "has none."
         )
     metric = task.interpolation_metric
+    compile_for_evaluation(model, task, config)  # e.g. the float32 copy: keras-hub's metrics
     fine_tuned = snapshot(model)
     load_weights(model, files.pretrained)
     pretrained = snapshot(model)
@@ -78,13 +90,15 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
 
 def merged_model(lora_model, task, info, config: Config, labels: list[str], files: RunFiles):
     """Save the LoRA adapter and head (`adapter.weights.h5`), and return a plain model (no LoRA
-    layers) with the adapters merged into its kernels: what is exported."""
+    layers) with the adapters merged into its kernels: what is exported. It is compiled with the
+    task's loss and metrics, so it evaluates as the trained model did."""
     from ftk.models.lora import merge_lora, save_adapter
 
     if not files.adapter.exists():  # else: written before a crash, from these weights
         save_adapter(lora_model, files.adapter)
     plain = task.build_model(info, config, labels)
     merged = merge_lora(lora_model, plain)
+    compile_for_evaluation(plain, task, config)
     logger.info(
         "LoRA: adapter saved to %s; %d layers merged for export", files.adapter.name, merged
     )
