@@ -45,3 +45,43 @@ def test_a_run_that_fails_before_its_first_batch_removes_its_directory(
         runner.run(config, verbose=0)
     assert list((tmp_path / "runs").iterdir()) == []
     assert run_model.build_model is not broken_build
+
+
+def test_a_timm_checkpoint_folder_is_a_model(tmp_path):
+    from ftk.presets.resolve import resolve_preset
+
+    folder = tmp_path / "timm"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architecture": "efficientnet_lite0"}))
+    (folder / "model.safetensors").write_bytes(b"")
+    assert resolve_preset(str(folder)).kind == "local"
+
+
+def test_too_many_blocks_fails_before_the_head_phase_trains(tiny_preset, tiny_csv, tmp_path):
+    from ftk.errors import ConfigError
+
+    config = load_config(
+        _config(tmp_path, tiny_preset, tiny_csv),
+        ["model.trainable=last_n:5", "recipe.name=two_phase"],
+    )
+    with pytest.raises(ConfigError, match="asks for the last 5 blocks, but the backbone has 2"):
+        runner.run(config, verbose=0)
+    assert list((tmp_path / "runs").iterdir()) == []  # nothing trained, nothing left
+
+
+def test_a_refused_template_answer_is_one_line_naming_it(tmp_path, capfd):
+    argv = ["new", "text-classification", "-o", str(tmp_path), "--no-input"]
+    assert ftk_main([*argv, "--set", "trainable=some"]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("ftk: error: The template refused an answer: `trainable` must be")
+    assert "\n" not in err and "Traceback" not in err and "trainable='some'" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_config_file_that_is_not_utf8_names_the_file(tmp_path):
+    from ftk.errors import ConfigError
+
+    path = tmp_path / "config.toml"
+    path.write_bytes('[run]\nname = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"config.toml is not UTF-8 text \(byte 16"):
+        load_config(path)

@@ -151,7 +151,7 @@ def test_tampered_export_fails_verification(finished_run, tmp_path):
 
 def test_finished_run_cannot_be_resumed(finished_run):
     _, summary = finished_run
-    with pytest.raises(ConfigError, match="already finished"):
+    with pytest.raises(ConfigError, match="this run finished.*ftk export"):
         runner.run(load_config(), resume=Path(summary["run_dir"]))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from ftk.errors import ConfigError
@@ -89,19 +90,29 @@ def bake(
                 f"Received: --set {unknown[0]}=..."
             )
     Path(output_dir).mkdir(parents=True, exist_ok=True)
+    from ftk.runtime.native_logs import captured_stderr
+
+    output: list[str] = []
     try:
-        project = cookiecutter(
-            str(source), no_input=no_input, output_dir=str(output_dir), extra_context=extra
-        )
+        # The template's hook reports a refused answer on stderr, and cookiecutter then logs a
+        # traceback: keep the hook's message for the one-line error, and nothing else.
+        with captured_stderr() as output:
+            project = cookiecutter(
+                str(source), no_input=no_input, output_dir=str(output_dir), extra_context=extra
+            )
     except OutputDirExistsException as e:
         raise ConfigError(
             f"The project directory exists already ({e}); nothing was overwritten. Pick another "
             "project_name or --output-dir."
         ) from None
     except FailedHookException:
+        said = [line.strip()[len("ERROR: ") :] for line in output if line.startswith("ERROR: ")]
         raise ConfigError(
-            "The template refused an answer (its message is above); nothing was written."
+            f"The template refused an answer: {said[-1] if said else '(no message)'} "
+            "Nothing was written."
         ) from None
+
     except (CookiecutterException, ValueError) as e:
         raise ConfigError(f"Cannot bake {template or 'the menu'}: {e}") from None
+    sys.stderr.write("".join(output))  # what a bake that worked said (warnings)
     return Path(project)

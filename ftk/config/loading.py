@@ -116,6 +116,11 @@ def load_config(
             tree = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path} is not valid TOML: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); "
+                "save it as UTF-8, as TOML requires."
+            ) from None
         default_base = path.resolve().parent
     for text in overrides:
         section, name, value = parse_override(text)

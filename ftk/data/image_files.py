@@ -191,16 +191,17 @@ def image_problem(path: str) -> str | None:
 
 
 def _bad_images_error(bad: list[tuple[Row, str]], total: int) -> DataError:
-    lines = []
+    """One line: each bad file (up to MAX_LISTED) with its reason, then what to do."""
+    listed = []
     for row, reason in bad[:MAX_LISTED]:
         where = "" if row.origin == row.input else f" (listed at {row.origin})"
-        lines.append(f"  {row.input}{where}: {reason}")
+        listed.append(f"{row.input}{where}: {reason}")
     if len(bad) > MAX_LISTED:
-        lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
+        listed.append(f"... and {len(bad) - MAX_LISTED} more")
     return DataError(
-        f"{len(bad)} of {total} image(s) cannot be decoded:\n"
-        + "\n".join(lines)
-        + "\nFix or remove these files, or leave them out with data.on_bad_images='skip'."
+        f"{len(bad)} of {total} image(s) cannot be decoded: "
+        + "; ".join(listed)
+        + ". Fix or remove these files, or leave them out with data.on_bad_images='skip'."
     )
 
 

@@ -84,8 +84,10 @@ def label_map(rows: list[Row], config: DataConfig) -> list[str]:
     found = sorted({row.label for row in rows})
     if not config.labels:
         if len(found) < 2:
+            where = rows[0].origin.rsplit(":", 1)[0] if rows else "the data"
             raise DataError(
-                f"Found {len(found)} label(s) in the data ({found}); a classifier needs at least 2."
+                f"Found {len(found)} label(s) in {where} ({found}); a classifier needs at least 2. "
+                "Check data.path and data.label_column (or the label folders)."
             )
         return found
     allowed = set(config.labels)

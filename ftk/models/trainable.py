@@ -97,17 +97,7 @@ def apply_trainable_policy(
         layer.trainable = True
     backbone.trainable = policy.kind != "head"
     if policy.kind == "last_n":
-        blocks = backbone_blocks(backbone)
-        if not blocks:
-            raise ConfigError(
-                f"`model.trainable='last_n:{policy.n}'` needs a backbone made of blocks; "
-                f"{type(backbone).__name__} has none ftk recognises. Use 'head' or 'all'."
-            )
-        if policy.n > len(blocks):
-            raise ConfigError(
-                f"`model.trainable` asks for the last {policy.n} blocks, but the backbone has "
-                f"{len(blocks)}. Received: model.trainable='last_n:{policy.n}'"
-            )
+        blocks = check_policy(policy, backbone)
         for layer in backbone.layers:
             layer.trainable = False
         for layer in [layer for block in blocks[-policy.n :] for layer in block]:
@@ -121,6 +111,25 @@ def apply_trainable_policy(
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
     return count_parameters(model)
+
+
+def check_policy(policy: TrainablePolicy, backbone) -> list:
+    """The backbone's blocks; a `ConfigError` if `policy` asks for more than it has. Checked
+    before the first phase trains, so a wrong `last_n` costs seconds, not a head phase."""
+    blocks = backbone_blocks(backbone)
+    if policy.kind != "last_n":
+        return blocks
+    if not blocks:
+        raise ConfigError(
+            f"`model.trainable='last_n:{policy.n}'` needs a backbone made of blocks; "
+            f"{type(backbone).__name__} has none ftk recognises. Use 'head' or 'all'."
+        )
+    if policy.n > len(blocks):
+        raise ConfigError(
+            f"`model.trainable` asks for the last {policy.n} blocks, but the backbone has "
+            f"{len(blocks)}. Received: model.trainable='last_n:{policy.n}'"
+        )
+    return blocks
 
 
 def count_parameters(model) -> dict[str, int]:

@@ -249,11 +249,14 @@ def _resolve_directory(name: str, path: Path) -> PresetInfo:
             f"(a config.json). Received: model.preset={name!r} ({path} has no config.json)"
         )
     config = _read_json(config_path)
-    if not isinstance(config, dict) or not ({"class_name", "model_type"} & set(config)):
+    # keras-hub's loader tells the formats apart by these keys (preset_utils.check_format).
+    if not isinstance(config, dict) or not (
+        {"class_name", "model_type", "architecture"} & set(config)
+    ):
         raise PresetError(
             f"{config_path} names no model: a keras-hub preset's config.json has a "
-            '"class_name", a Hugging Face checkpoint\'s a "model_type". '
-            f"Received: model.preset={name!r}"
+            '"class_name", a Hugging Face checkpoint\'s a "model_type", a timm one\'s an '
+            f'"architecture". Received: model.preset={name!r}'
         )
     tokenizer_kwargs: dict = {}
     exact_gelu = False

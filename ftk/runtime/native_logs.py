@@ -40,27 +40,39 @@ def keep(line: str) -> bool:
 
 
 @contextlib.contextmanager
-def quiet_startup(enabled: bool = True):
-    """Within the block, fd 2 goes to a file; afterwards, all but the notices are written back."""
-    if not enabled:
-        yield
-        return
+def captured_stderr():
+    """Within the block, fd 2 (C++ and subprocesses included) goes to a file; the list this
+    yields holds its lines once the block ends, even if it raises."""
+    lines: list[str] = []
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            yield
+            yield lines
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            text = capture.read().decode("utf-8", errors="replace")
-            kept = [line for line in text.splitlines(keepends=True) if keep(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+            lines.extend(capture.read().decode("utf-8", errors="replace").splitlines(True))
+
+
+@contextlib.contextmanager
+def quiet_startup(enabled: bool = True):
+    """Within the block, fd 2 goes to a file; afterwards, all but the notices are written back."""
+    if not enabled:
+        yield
+        return
+    lines: list[str] = []
+    try:
+        with captured_stderr() as lines:
+            yield
+    finally:
+        kept = [line for line in lines if keep(line)]
+        if kept:
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
 
 
 def quiet_env(debug: bool = False) -> None:

@@ -185,10 +185,12 @@ def train_phases(
     With `recipe.interpolate`, the weights fine-tuning starts from are saved first
     (`RunFiles.pretrained`).
     """
-    from ftk.models.trainable import backbone_blocks
+    from ftk.models.trainable import TrainablePolicy, check_policy
     from ftk.training.fit import fit, load_best_checkpoint, load_weights, save_weights
 
-    phases = plan_phases(config, len(backbone_blocks(model.backbone)))
+    # Before any phase trains: a `last_n` beyond the backbone fails now, not after the head.
+    blocks = check_policy(TrainablePolicy.parse(config.model.trainable), model.backbone)
+    phases = plan_phases(config, len(blocks))
     steps = steps_per_epoch(config, num_train)
     RunFiles(run_dir).phases.mkdir(parents=True, exist_ok=True)
     logger.info(
