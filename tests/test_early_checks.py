@@ -83,5 +83,5 @@ def test_a_config_file_that_is_not_utf8_names_the_file(tmp_path):
 
     path = tmp_path / "config.toml"
     path.write_bytes('[run]\nname = "caf\xe9"\n'.encode("latin-1"))
-    with pytest.raises(ConfigError, match=r"config.toml is not UTF-8 text \(byte 16"):
+    with pytest.raises(ConfigError, match=r"config.toml is not UTF-8 text \(byte 17"):
         load_config(path)
