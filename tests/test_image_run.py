@@ -194,8 +194,10 @@ def test_a_tampered_verification_image_fails_verification(tmp_path, resnet_prese
 
 
 def snapshot(root: Path) -> dict:
+    """Every file's size and mtime, and every folder (a folder's own mtime is left out: the
+    export's destination probe creates and removes a file in `<model_name>/` first)."""
     return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "dir"
         for p in sorted(root.rglob("*"))
     }
 
