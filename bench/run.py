@@ -44,7 +44,7 @@ class Profile:
     warmup: int = 2
     text_steps: int = 5  # timed steps per repetition, text (batch 16, 128 tokens)
     image_steps: int = 6  # image (batch 32, 96 px) on TF and torch
-    jax_image_steps: int = 1  # JAX's CPU convolutions take ~9 s a step (README, Backends)
+    jax_image_steps: int = 1  # JAX's CPU convolutions take ~9 s a step (docs/backends.md)
     jax_image_warmup: int = 1
     pipeline_steps: int = 5
     train_examples: int = 480  # row 2: one epoch over these
@@ -240,7 +240,7 @@ class Bench:
         why = (
             "fastest in row 3"
             if self.text_rates
-            else "row 3 not run: TF, fastest on this CPU per README"
+            else "row 3 not run: TF, fastest on this CPU per docs/performance.md"
         )
         ftk = self.worker(
             f"2-ftk-{backend}",

@@ -12,7 +12,7 @@ version directory (`saved_models/<name>/<version>/`) works too; a missing int8 m
 written into build/bench first.
 
 Text: the SavedModel takes raw strings and tokenizes in its graph; ONNX takes token ids, so
-the client's tokenization (the preprocessor saved beside model.onnx, as the README shows) is
+the client's tokenization (the preprocessor saved beside model.onnx, as docs/deploying.md shows) is
 timed separately and reported both without and with it. Images: the SavedModel's
 `serving_pixels` against ONNX's `pixels`, the same float input.
 """

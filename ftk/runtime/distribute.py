@@ -358,7 +358,7 @@ def _tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool,
         if not environ.get("TF_CONFIG"):
             raise ConfigError(
                 "runtime.distribution='multi_worker' reads the cluster from the TF_CONFIG "
-                "environment variable, which is not set (see the README: 'Several machines')."
+                "environment variable, which is not set (see docs/backends.md: 'Several machines')."
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         chief, index = _tf_worker(environ)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ftk.config.schema import ON_BAD_IMAGES
 from ftk.tasks.classification import CLASSIFICATION_OUTPUTS, ClassificationTask
 from ftk.tasks.registry import register_task
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from ftk.config.schema import Config
     from ftk.data.splits import Examples, Splits
 
-ON_BAD_IMAGES = ("error", "skip")
 AUGMENT_LIMITS = (("rotation", 0.5), ("zoom", 0.9), ("contrast", 1.0))
 
 

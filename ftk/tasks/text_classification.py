@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ftk.config.schema import DECODE_ERRORS
 from ftk.tasks.classification import CLASSIFICATION_OUTPUTS, ClassificationTask
 from ftk.tasks.registry import register_task
 
@@ -51,7 +52,7 @@ class TextClassification(ClassificationTask):
             )
         if not 8 <= config.model.sequence_length <= 4096:
             fail("model.sequence_length", "between 8 and 4096")
-        if config.data.decode_errors not in ("strict", "replace"):
+        if config.data.decode_errors not in DECODE_ERRORS:
             fail("data.decode_errors", "'strict' (stop at undecodable bytes) or 'replace'")
 
     def load_data(self, config: Config) -> Splits:

@@ -1,8 +1,8 @@
 """Discriminative (layer-wise) learning rates: each group of variables trains at its own rate.
 
-Keras has no multi-optimizer, so `DiscriminativeAdamW` is `keras.optimizers.AdamW` with a
-learning-rate multiplier per variable. The groups of a keras-hub Task follow the blocks that the
-`last_n:<k>` trainable policy uses (`ftk.models.trainable`):
+`DiscriminativeAdamW` is `keras.optimizers.AdamW` with a learning-rate multiplier per variable.
+The groups of a keras-hub Task follow the blocks that the `last_n:<k>` trainable policy uses
+(`ftk.models.trainable`):
 
 - `"embeddings"`: backbone layers below the first block (token/position embeddings, a CNN's stem);
 - `"lower"`: the bottom half of the backbone's blocks;
@@ -22,6 +22,17 @@ Example:
 
 The token embeddings then train at 3e-6, the top blocks and the head at 3e-5; decoupled weight
 decay follows the same per-group rate.
+
+Why not `keras.optimizers.MultiOptimizer` (Keras 3.15 has one; it routes each variable to its
+own inner optimizer): this is one AdamW, so a phase passes one learning rate or schedule (the
+recipe's, or the LR finder's sweep) plus the multipliers, and the optimizer keeps one step
+counter and a readable `learning_rate`. With `MultiOptimizer` each distinct multiplier would need
+its own AdamW with its own copy of the schedule scaled by the multiplier (Keras has no such
+wrapper), `learning_rate` raises by design, and clipping or gradient accumulation would act per
+group. What `MultiOptimizer` would gain: on torch its inner `AdamW`s get Keras' fused
+`torch._foreach` update, which this subclass does not (see `_backend_update_step`). Both work on
+TensorFlow (also under `MirroredStrategy`), JAX and torch, and both save and restore their
+state with the model's weights.
 """
 
 from __future__ import annotations

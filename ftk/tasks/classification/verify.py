@@ -322,7 +322,7 @@ def verify_serving(
 
 
 def check_signatures(loaded, num_classes: int, binary: bool) -> None:
-    """The served signatures are exactly what the README documents: `serving_default` takes
+    """The served signatures are exactly what docs/deploying.md documents: `serving_default` takes
     `text` (or `image_bytes`) as string `[batch]`; image exports add `serving_pixels` taking
     `pixels` float32 `[batch, h, w, 3]`; each returns `probabilities` float32
     `[batch, num_classes]`, `class_id` int32 `[batch]` and `class_name` string `[batch]`."""

@@ -1,0 +1,3 @@
+from ftk.docs_reference import main
+
+raise SystemExit(main())
