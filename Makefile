@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11 + pip):
 #   make demo   bake the text template, fine-tune MiniLM-L6 on BBC News, export, verify
-#   make test   the whole test suite (lint included)
+#   make test   the whole test suite (lint included; docs/testing.md)
+#   make test-fast   the unit and templates tiers only (no lint): a few minutes on 2 cores
 # Benchmarks (bench/README.md): a table of measured ratios, also written to bench/results/<date>.md
 #   make bench   (BENCH_ARGS="--quick" for a smoke test, "--rows 1,3" for some rows)
 # And the image template's demo:
@@ -19,7 +20,7 @@ IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
 # One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
 IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
-.PHONY: install demo demo-image test lint bench docs docs-reference
+.PHONY: install demo demo-image test test-fast lint bench docs docs-reference
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -65,8 +66,17 @@ lint: install
 	$(VENV)/bin/ruff check --no-cache ftk tests templates bench
 	$(VENV)/bin/ruff format --no-cache --check ftk tests templates bench
 
+# pytest-xdist workers: the suite is timed for 2 (docs/testing.md); TEST_WORKERS=auto is one a core.
+TEST_WORKERS ?= 2
+# loadscope: a file's tests on one worker (its module fixtures built once), in collection order
+# (tests/conftest.py puts the slow tiers first).
+PYTEST := $(PY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+
 test: lint
-	$(PY) -m pytest -q -ra tests
+	$(PYTEST) tests
+
+test-fast: install
+	$(PYTEST) tests/unit tests/templates
 
 # The benchmark runs in its own venv: row 2 compares with Hugging Face Transformers, which must
 # never be installed into .venv. Its .gitignore ("*") keeps git from seeing it, as Python 3.13's

@@ -1,73 +1,74 @@
-"""Shared fixtures: tiny, randomly initialised keras-hub presets built from a config dict
-(never a hub download), and small labelled text datasets."""
+"""Shared fixtures and the tiers. Plain builders (tiny presets, toy data, configs, bakes) are in
+`helpers.py`; the fixtures here wrap them, built once per run (shared by the xdist workers:
+`built_once`) or once per worker session where no test changes them.
 
-import csv
+The tier of a test is the folder it is in (`unit/`, `integration/`, `templates/`, `system/`):
+`pytest_collection_modifyitems` marks it with that name, so `-m unit` selects a tier too.
+"""
+
+import fcntl
 import os
-import random
+import shutil
 import socket
-import struct
 from pathlib import Path
 
 import pytest
+from helpers import (
+    RED_GREEN_BLUE,
+    colour_photos,
+    cookiecutter_config,
+    make_rows,
+    save_tiny_preset,
+    save_tiny_resnet,
+    write_csv,
+)
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[1]
+# Under pytest-xdist (`make test`: -n 2) each worker, and every process its tests start, gets
+# its share of the cores for TensorFlow's and OpenMP's (oneDNN, torch) thread pools, which are
+# otherwise as large as the machine, once per worker. FTK_TEST_THREADS=all keeps the defaults.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1 and os.environ.get("FTK_TEST_THREADS") != "all":
+    SHARE = str(max(1, (os.cpu_count() or 1) // WORKERS))
+    for _name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_name, SHARE)
 
-TOPICS = {
-    "sport": "goal match team score coach league player win",
-    "tech": "software chip phone computer internet data code app",
-    "music": "song album band concert guitar singer tour chart",
-}
-FILLER = "the a of and in to today new said".split()
-TINY_BACKBONE = {
-    "num_layers": 2,
-    "num_heads": 2,
-    "hidden_dim": 16,
-    "intermediate_dim": 32,
-    "max_sequence_length": 64,
-}
+TIERS = ("unit", "integration", "templates", "system")
+TESTS = Path(__file__).resolve().parent
 
 
-def tiny_vocabulary() -> list[str]:
-    words = sorted({w for text in TOPICS.values() for w in text.split()} | set(FILLER))
-    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its tier, the first folder below tests/; run the slowest tiers first
+    (system, integration, templates, unit; files in their order within a tier), so that under
+    xdist (`--dist loadscope --no-loadscope-reorder`) the last files to start are short ones."""
+    order = ("system", "integration", "templates", "unit")
+    for item in items:
+        tier = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of {TIERS}, not {tier}/")
+        item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=lambda item: order.index(Path(item.path).resolve().relative_to(TESTS).parts[0]))
 
 
-def make_rows(n_per_class: int, seed: int = 0) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for label, words in TOPICS.items():
-        for _ in range(n_per_class):
-            tokens = rng.sample(words.split(), 3) + rng.sample(FILLER, 3)
-            rng.shuffle(tokens)
-            rows.append((" ".join(tokens), label))
-    rng.shuffle(rows)
-    return rows
-
-
-def write_csv(path: Path, rows, header=("text", "label")) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def save_tiny_preset(path: Path, seed: int = 0, dropout: float = 0.1) -> Path:
-    """A randomly initialised 2-layer BERT saved as a local keras-hub preset directory."""
-    import keras
-    import keras_hub
-
-    keras.utils.set_random_seed(seed)
-    vocab = tiny_vocabulary()
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(vocab), dropout=dropout, **TINY_BACKBONE
-    )
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
-    backbone.save_to_preset(str(path))
-    tokenizer.save_to_preset(str(path))
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(path)` once for the whole run: under pytest-xdist the workers share the folder
+    (the first to take the lock builds it; the others wait, then reuse it). Read-only after."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    path, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                path.mkdir(parents=True)
+                build(path)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return path
 
 
@@ -111,48 +112,18 @@ def _no_network(monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_preset(tmp_path_factory) -> Path:
-    return save_tiny_preset(tmp_path_factory.mktemp("tiny_bert"))
+    return built_once(tmp_path_factory, "tiny_bert", save_tiny_preset)
 
 
 @pytest.fixture(scope="session")
 def still_preset(tmp_path_factory) -> Path:
     """The tiny BERT without dropout: runs on different devices or backends can match."""
-    return save_tiny_preset(tmp_path_factory.mktemp("still_bert"), dropout=0.0)
+    return built_once(tmp_path_factory, "still_bert", lambda p: save_tiny_preset(p, dropout=0.0))
 
 
 @pytest.fixture(scope="session")
 def tiny_csv(tmp_path_factory) -> Path:
     return write_csv(tmp_path_factory.mktemp("data") / "train.csv", make_rows(40))
-
-
-def tiny_config_toml(preset: Path, data: Path, tmp: Path, backend: str = "tensorflow") -> str:
-    """A project config for the tiny preset: fast enough for unit tests (recipe `single`)."""
-    return f"""
-[run]
-run_dir = "{tmp / "runs"}"
-[runtime]
-backend = "{backend}"
-[model]
-preset = "{preset}"
-sequence_length = 16
-trainable = "all"
-[data]
-format = "csv"
-path = "{data}"
-[train]
-epochs = 4
-batch_size = 8
-learning_rate = 3e-3
-early_stopping_patience = 0
-[recipe]
-# Plain fine-tuning: the tiny random BERT learns its toy task reliably this way on every
-# backend. tests/test_recipes.py runs the other recipes.
-name = "single"
-[export]
-export_dir = "{tmp / "saved_models"}"
-model_name = "tiny"
-verify_examples = 8
-"""
 
 
 @pytest.fixture
@@ -167,9 +138,69 @@ def tfds_data_dir(tmp_path, monkeypatch):
     return data_dir
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk, after checking the signature."""
-    data = Path(path).read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
+@pytest.fixture
+def isolated_cookiecutter(tmp_path, monkeypatch):
+    """Keep cookiecutter's clones and replays inside the test's directory."""
+    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(cookiecutter_config(tmp_path)))
+
+
+@pytest.fixture(scope="session")
+def pretrained_tiny(tmp_path_factory) -> Path:
+    """A tiny BERT briefly trained on the toy topics, saved as a keras-hub preset: its frozen
+    features carry the labels, so head-only tuning has something to find (a random tiny BERT's
+    pooled output does not)."""
+    return built_once(tmp_path_factory, "pretrained_tiny", save_pretrained_tiny)
+
+
+def save_pretrained_tiny(path: Path) -> None:
+    import keras
+    import keras_hub
+    import tensorflow as tf
+    from helpers import TINY_BACKBONE, tiny_vocabulary
+
+    keras.utils.set_random_seed(0)
+    vocab = tiny_vocabulary()
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), **TINY_BACKBONE)
+    classifier = keras_hub.models.BertTextClassifier(
+        backbone,
+        num_classes=3,
+        preprocessor=keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=16),
+    )
+    rows = make_rows(40, seed=5)
+    labels = sorted({label for _, label in rows})
+    data = tf.data.Dataset.from_tensor_slices(
+        ([t for t, _ in rows], [labels.index(label) for _, label in rows])
+    )
+    classifier.compile(
+        optimizer=keras.optimizers.AdamW(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    classifier.fit(data.shuffle(200, seed=0).batch(8), epochs=6, verbose=0)
+    backbone.save_to_preset(str(path))
+    tokenizer.save_to_preset(str(path))
+
+
+@pytest.fixture(scope="session")
+def topics_csv(tmp_path_factory) -> Path:
+    """180 toy examples (another seed than `tiny_csv`): the searches' data."""
+    return write_csv(tmp_path_factory.mktemp("topics") / "train.csv", make_rows(60, seed=1))
+
+
+@pytest.fixture(scope="session")
+def resnet_preset(tmp_path_factory) -> Path:
+    """A tiny random keras-hub ResNet preset directory (`helpers.save_tiny_resnet`)."""
+    return built_once(tmp_path_factory, "tiny_resnet", save_tiny_resnet)
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """30 photos of three colours (JPEG and PNG) plus a truncated JPEG, a hidden file and a text
+    file: what the image task must check, skip and report."""
+    root = colour_photos(
+        tmp_path / "photos", RED_GREEN_BLUE, size=(20, 28), noise=25, suffixes=(".png", ".jpg")
+    )
+    (root / "red" / "cut.jpg").write_bytes((root / "red" / "1.jpg").read_bytes()[:200])
+    (root / "green" / "._1.png").write_bytes(b"AppleDouble")  # hidden: ignored
+    (root / "blue" / "labels.txt").write_text("blue things\n")
+    return root

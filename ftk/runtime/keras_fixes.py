@@ -16,7 +16,7 @@ Two private functions of `keras/src/backend/tensorflow/trainer.py` fail:
    path computes.
 
 The patch applies only to the Keras versions it was checked on (`PATCHED_VERSIONS`) and only if
-the upstream code still contains the failing calls. `tests/test_distribution.py` runs the
+the upstream code still contains the failing calls. `tests/system/test_distribution.py` runs the
 upstream code unpatched and fails once Keras fixes it, so the workaround can be dropped.
 """
 

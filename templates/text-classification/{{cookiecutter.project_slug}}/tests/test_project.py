@@ -1,4 +1,5 @@
-"""This project's own checks: the config is valid, the data loads, and (slow) a short real run."""
+"""This project's own checks: a wrong config value stops train.py naming it, the data loads,
+and (slow) a short real run."""
 
 import json
 import subprocess
@@ -6,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ftk import load_config
+from ftk import load_config, train_main
 
 import data
 
@@ -18,9 +19,16 @@ def config():
     return load_config(PROJECT / "config.toml")
 
 
-def test_config_is_valid(config):
-    assert config.export.model_name
-    assert config.model.sequence_length >= 8
+def test_a_wrong_value_stops_train_py_naming_the_key(tmp_path, capsys):
+    """A value config.toml's checks refuse (here from the command line): train.py exits with 2
+    and one line naming the key, before a run directory is made."""
+    argv = ["--set", "train.epochs=0", "--set", f"run.run_dir={tmp_path / 'runs'}"]
+    code = train_main(argv, load_data=data.load_data, default_config=PROJECT / "config.toml")
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("ftk: error:") and "\n" not in err, err
+    assert "train.epochs" in err and "Received: train.epochs=0" in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_data_loads_and_splits(config):
