@@ -5,20 +5,14 @@ was received and what is expected."""
 from __future__ import annotations
 
 from ftk.config.schema import (
-    BACKENDS,
+    CHOICES,
     CONFLICTING_LABELS,
-    DATA_FORMATS,
     DISTRIBUTIONS,
-    LR_SCALING,
     MAX_REPORT_MISTAKES,
     NAME_HELP,
     NAME_RE,
-    PRECISIONS,
-    RECIPES,
-    SCHEDULES,
     TRAINABLE_HELP,
     TRAINABLE_RE,
-    TUNE_ALGORITHMS,
     Config,
 )
 from ftk.config.space import search_spec
@@ -45,15 +39,23 @@ def validate(config: Config) -> None:
     _validate_export(config, fail)
 
 
+def _one_of(config: Config, fail, *keys: str) -> None:
+    """Each key's value is one of its fixed choices (`schema.CHOICES`)."""
+    for key in keys:
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) not in CHOICES[key]:
+            fail(key, f"one of {', '.join(CHOICES[key])}")
+
+
 def _validate_runtime(config: Config, fail) -> None:
-    if config.runtime.backend not in BACKENDS:
-        fail("runtime.backend", f"one of {', '.join(BACKENDS)}")
-    if config.runtime.distribution not in DISTRIBUTIONS:
-        fail("runtime.distribution", f"one of {', '.join(DISTRIBUTIONS)}")
-    if config.runtime.precision not in PRECISIONS:
-        fail("runtime.precision", f"one of {', '.join(PRECISIONS)}")
-    if config.runtime.scale_learning_rate not in LR_SCALING:
-        fail("runtime.scale_learning_rate", f"one of {', '.join(LR_SCALING)}")
+    _one_of(
+        config,
+        fail,
+        "runtime.backend",
+        "runtime.distribution",
+        "runtime.precision",
+        "runtime.scale_learning_rate",
+    )
     allowed = {  # what each backend can run (ftk.runtime.distribute)
         "tensorflow": ("auto", "none", "mirrored", "multi_worker", "tpu"),
         "jax": ("auto", "none", "data_parallel", "tpu"),
@@ -78,8 +80,7 @@ def _validate_model(config: Config, fail) -> None:
 
 
 def _validate_data(config: Config, fail) -> None:
-    if config.data.format not in DATA_FORMATS:
-        fail("data.format", f"one of {', '.join(DATA_FORMATS)}")
+    _one_of(config, fail, "data.format")
     for key in ("validation_split", "test_split"):
         if not 0.0 <= getattr(config.data, key) < 1.0:
             fail(f"data.{key}", "in [0, 1)")
@@ -135,8 +136,7 @@ def _validate_export(config: Config, fail) -> None:
 
 def _validate_recipe(config: Config, fail) -> None:
     train, recipe = config.train, config.recipe
-    if train.schedule not in SCHEDULES:
-        fail("train.schedule", f"one of {', '.join(SCHEDULES)}")
+    _one_of(config, fail, "train.schedule")
     if train.warmup_steps < 0:
         fail("train.warmup_steps", ">= 0 (0 = no warmup)")
     if train.warmup_epochs < 0:
@@ -154,8 +154,7 @@ def _validate_recipe(config: Config, fail) -> None:
         fail("train.label_smoothing", "in [0, 1)")
     if train.l2 and train.weight_decay:
         fail("train.l2", "0 when train.weight_decay is set: choose AdamW decay or an L2 penalty")
-    if recipe.name not in RECIPES:
-        fail("recipe.name", f"one of {', '.join(RECIPES)}")
+    _one_of(config, fail, "recipe.name")
     if recipe.head_epochs < 0:
         fail("recipe.head_epochs", ">= 0")
     if (
@@ -202,8 +201,7 @@ def _validate_recipe(config: Config, fail) -> None:
 
 def _validate_tune(config: Config, fail) -> None:
     tune = config.tune
-    if tune.algorithm not in TUNE_ALGORITHMS:
-        fail("tune.algorithm", f"one of {', '.join(TUNE_ALGORITHMS)}")
+    _one_of(config, fail, "tune.algorithm")
     objectives = get_task(config.run.task).objectives
     if tune.objective not in objectives:
         fail("tune.objective", f"one of {', '.join(objectives)} (a validation metric)")
