@@ -15,8 +15,12 @@ from ftk.tasks.registry import all_tasks
 
 
 def foreign_keys(task: str) -> dict[str, str]:
-    """`{key: owner}` for the keys that only another task reads (an error under `task`)."""
-    return {key: t.name for t in all_tasks() if t.name != task for key in t.only_keys}
+    """`{key: owner}` for the keys that only other tasks read (an error under `task`). A key
+    two tasks both read is foreign to neither."""
+    own = {key for t in all_tasks() if t.name == task for key in t.only_keys}
+    return {
+        key: t.name for t in all_tasks() if t.name != task for key in t.only_keys if key not in own
+    }
 
 
 def sections() -> dict[str, type]:

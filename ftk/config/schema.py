@@ -26,6 +26,9 @@ CONFLICTING_LABELS = ("error", "drop", "majority")  # data.conflicting_labels
 RECIPES = ("single", "two_phase", "gradual")
 SCHEDULES = ("constant", "linear", "exponential", "cosine", "one_cycle")
 TUNE_ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
+QUANTIZE = ("none", "int8")  # model.quantize
+CHAT_TEMPLATES = ("auto", "chatml", "plain")  # model.chat_template
+SAMPLERS = ("greedy", "top_k", "top_p")  # generate.sampler
 # Keys `tune.space` may search: those of these sections, except the ones below.
 SEARCHABLE_SECTIONS = ("model", "train", "recipe", "augment")
 NOT_SEARCHABLE = (
@@ -56,6 +59,9 @@ CHOICES = {
     "train.schedule": SCHEDULES,
     "recipe.name": RECIPES,
     "tune.algorithm": TUNE_ALGORITHMS,
+    "model.quantize": QUANTIZE,
+    "model.chat_template": CHAT_TEMPLATES,
+    "generate.sampler": SAMPLERS,
 }
 PATTERNS = {
     "model.trainable": TRAINABLE_HELP,
@@ -137,6 +143,22 @@ class ModelConfig:
     """LoRA rank (1–256): train low-rank adapters on the backbone's attention layers instead of
     its weights; the export merges them in. `0` is off. Needs `model.trainable = "all"` and a
     recipe other than `gradual`; CNNs (EfficientNet, ResNet) have no attention layers."""
+    lora_alpha: float = 0.0
+    """LoRA scale numerator: the adapters add `(lora_alpha / lora_rank) * A @ B` to each
+    adapted kernel. `0` = the rank (a scale of 1, keras-hub's default)."""
+    lora_targets: list[str] = field(default_factory=list)
+    """Names of the backbone layers LoRA adapts; empty = keras-hub's default for the backbone
+    (the attention `query` and `value` projections). For Llama-family models also `key`,
+    `attention_output`, `feedforward_gate_dense`, `feedforward_intermediate_dense`,
+    `feedforward_output_dense`."""
+    quantize: str = "none"
+    """`int8`: quantize the frozen backbone's kernels to int8 (Keras' `quantize("int8")`)
+    before LoRA is added, QLoRA-style: less memory for the weights, slower steps on CPU
+    (measured in docs/templates/causal-lm.md). Needs `model.lora_rank`."""
+    chat_template: str = "auto"
+    """How a conversation becomes text: `auto` = the tokenizer's own chat template
+    (`tokenizer_config.json`), else ChatML; `chatml`; or `plain` (prompt, a blank line, the
+    response)."""
     freeze_batchnorm: bool = True
     """Keep BatchNorm layers in inference mode (moving statistics and scale frozen) when the
     whole backbone trains, as Keras' transfer-learning guide advises; `false` lets them adapt.
@@ -191,6 +213,17 @@ class DataConfig:
     shuffle_buffer: int = 10000
     """Shuffle buffer of the training input pipeline (for images: of paths, not pixels); `0` =
     no shuffling."""
+    prompt_column: str = "prompt"
+    """The prompt field of JSON lines, JSON or CSV records (instruction tuning). Alpaca's
+    `instruction` / `input` / `output` and chat `messages` lists are recognised by name."""
+    response_column: str = "response"
+    """The response field of those records: the text the loss is computed on."""
+    system_prompt: str = ""
+    """A system message put before every conversation that has none (instruction tuning);
+    `""` = the chat template's own default, if it has one."""
+    packing: bool = False
+    """Pack several short conversations into each `model.sequence_length` window (fewer padded
+    tokens, faster epochs); the loss stays on the responses only."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +279,11 @@ class TrainConfig:
     """L2 penalty on trainable kernels and embeddings; set it or `weight_decay`, not both."""
     label_smoothing: float = 0.0
     """Label smoothing of the cross-entropy, in [0, 1) (0.1 is common); `0` is off."""
+    gradient_accumulation_steps: int = 1
+    """Apply the optimizer every this many batches, with the gradients averaged (a larger
+    effective batch in the memory of a small one); `1` = every batch."""
+    clip_norm: float = 0.0
+    """Clip the global norm of the gradients to this value before each update; `0` is off."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +322,25 @@ class RecipeConfig:
     """k-fold cross-validation (2–20; `0` is off): before the final run, train k models on the
     pooled train and validation data and report the mean ± std of the headline metrics over
     the held-out folds (`cv.json`)."""
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """How a causal language model writes text: in the report's samples and the export."""
+
+    sampler: str = "greedy"
+    """`greedy` (the most likely token each step: deterministic, what exports are verified
+    with), `top_k` or `top_p` (sampled)."""
+    max_new_tokens: int = 48
+    """Most tokens written per answer (1–4096); generation also stops at the end token."""
+    top_k: int = 50
+    """Tokens sampled from with `sampler = "top_k"` (≥ 1)."""
+    top_p: float = 0.9
+    """Probability mass sampled from with `sampler = "top_p"`, in (0, 1]."""
+    temperature: float = 1.0
+    """Logits are divided by this before sampling (> 0)."""
+    samples: int = 6
+    """Held-out prompts answered before and after training, side by side in the report."""
 
 
 @dataclass(frozen=True)
@@ -361,6 +418,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     # Directory that relative paths in the config are resolved against (not a TOML key).
     base_dir: str = field(default=".", compare=False)

@@ -114,6 +114,10 @@ def _validate_train(config: Config, fail) -> None:
     for key in ("early_stopping_patience", "steps_per_epoch"):
         if getattr(config.train, key) < 0:
             fail(f"train.{key}", ">= 0 (0 turns it off)")
+    if config.train.gradient_accumulation_steps < 1:
+        fail("train.gradient_accumulation_steps", ">= 1 (1 = update every batch)")
+    if config.train.clip_norm < 0:
+        fail("train.clip_norm", ">= 0 (0 turns it off)")
 
 
 def _validate_run(config: Config, fail) -> None:
@@ -187,6 +191,8 @@ def _validate_recipe(config: Config, fail) -> None:
     if recipe.cv_folds == 1 or not 0 <= recipe.cv_folds <= 20:
         fail("recipe.cv_folds", "0 (off) or between 2 and 20")
     lora = config.model.lora_rank
+    if config.model.lora_alpha < 0:
+        fail("model.lora_alpha", ">= 0 (0 = the rank)")
     if lora < 0 or lora > 256:
         fail("model.lora_rank", "0 (off) or a rank between 1 and 256")
     if lora and config.model.trainable != "all":

@@ -35,8 +35,9 @@ ADAPTER_VERSION = 1
 LORA_WEIGHTS = ("lora_kernel_a", "lora_kernel_b")
 
 
-def enable_lora(model, rank: int) -> dict[str, int]:
-    """Add rank-`rank` LoRA adapters to the backbone's attention query/value layers.
+def enable_lora(model, rank: int, alpha: float = 0.0, targets=()) -> dict[str, int]:
+    """Add rank-`rank` LoRA adapters to the backbone's attention query/value layers (or to the
+    layers named in `targets`), scaled by `alpha / rank` (`alpha` 0 = the rank).
 
     Only the adapters and the head stay trainable. Returns parameter counts like
     `count_parameters`. Compile the model after this call.
@@ -60,18 +61,27 @@ def enable_lora(model, rank: int) -> dict[str, int]:
         "`model.lora_rank` needs a backbone with attention layers keras-hub can adapt "
         f"(query/value); {type(backbone).__name__} has none. Received: model.lora_rank={rank}"
     )
-    if not _lora_candidates(backbone):
+    targets = list(targets) or None
+    if not _lora_candidates(backbone, targets):
+        if targets:
+            raise ConfigError(
+                f"`model.lora_targets` names no layer of {type(backbone).__name__} that LoRA can "
+                f"adapt. Received: {targets}; its default is {backbone.default_lora_layer_names()}"
+            )
         raise none  # checked first: keras-hub's enable_lora freezes the whole backbone
-    backbone.enable_lora(rank)
+    backbone.enable_lora(rank, target_layer_names=targets)
     if not lora_layers(model):
         raise none
+    if alpha:
+        for layer in lora_layers(model):
+            layer.lora_alpha = float(alpha)
     lora_trainable(model)
     return count_parameters(model)
 
 
-def _lora_candidates(backbone) -> list:
+def _lora_candidates(backbone, targets=None) -> list:
     """The layers keras-hub's `Backbone.enable_lora` would adapt (same selection rule)."""
-    names = set(backbone.default_lora_layer_names())
+    names = set(targets or backbone.default_lora_layer_names())
     return [
         layer
         for layer in backbone._flatten_layers(include_self=False)

@@ -34,5 +34,7 @@ def build_model(task, info, config: Config, label_names: list[str]):
     if config.model.lora_rank:
         from ftk.models.lora import enable_lora
 
-        enable_lora(model, config.model.lora_rank)
+        enable_lora(
+            model, config.model.lora_rank, config.model.lora_alpha, config.model.lora_targets
+        )
     return model

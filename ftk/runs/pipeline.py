@@ -152,10 +152,12 @@ def open_run_directory(state: Run, extra: dict | None) -> None:
 
 
 def _log_data(splits) -> None:
+    sizes = {k: len(getattr(splits, k)) for k in ("train", "validation", "test")}
+    labels = f", {len(splits.label_names)} labels" if splits.label_names else ""
     logger.info(
-        "Data: %s examples, %d labels (%d exact duplicates dropped)",
-        {k: sum(v.values()) for k, v in splits.counts().items()},
-        len(splits.label_names),
+        "Data: %s examples%s (%d exact duplicates dropped)",
+        sizes,
+        labels,
         splits.duplicates_removed,
     )
     if splits.conflicts.count:
@@ -194,6 +196,8 @@ def train(state: Run) -> None:
         state.val_ds = task.dataset(splits.validation, config, False)
     with runtime.scope():
         state.model = build_model(task, state.info, config, state.labels)
+        if runtime.is_chief:
+            _measure_before(state)
         trained = train_phases(
             state.model,
             runtime.train_data(task.dataset(splits.train, config, True), len(splits.train)),
@@ -210,6 +214,19 @@ def train(state: Run) -> None:
         epochs_trained=trained["epochs_trained"],
         phases=trained["phases"],
     )
+
+
+def _measure_before(state: Run) -> None:
+    """The task's measurements of the pretrained model (kept in the run directory, so a
+    resumed run still has them)."""
+    path = state.files.root / "measured_before.json"
+    if path.is_file():
+        state.results["before"] = read_json(path)
+        return
+    before = state.task.measure(state.model, state.splits, state.config, "before")
+    if before:
+        write_json(path, before)
+        state.results["before"] = before
 
 
 def worker_done(state: Run) -> dict:
@@ -256,6 +273,9 @@ def evaluate(state: Run) -> dict:
     logger.info("Evaluating on %d test examples", len(test))
     outputs = task.predict(state.reference_model, task.dataset(test, config, False))
     metrics = {**task.evaluate(test, outputs, state.labels), **state.results}
+    after = task.measure(state.reference_model, state.splits, config, "after")
+    if after:
+        metrics["after"] = after
     write_json(files.metrics, metrics)
     np.save(files.outputs, outputs, allow_pickle=False)
     write_json(files.test_split, {"inputs": test.inputs, "labels": test.labels.tolist()})

@@ -14,8 +14,9 @@ What a task owns, in the order a run uses it:
 - **model**: `build_model` on a resolved preset, `prepare_model` (seeding a new head),
   `freezes_batchnorm`, `loss` and `metrics` (what `compile` gets);
 - **evaluation**: `predict` (the outputs the exports are verified against), `evaluate`
-  (the test metrics), `headline_metrics` (what a run's summary shows), `objectives` (what a
-  search and WiSE-FT may select by, each with its direction);
+  (the test metrics), `measure` (anything else, before and after training),
+  `headline_metrics` (what a run's summary shows), `objectives` (what a search and WiSE-FT
+  may select by, each with its direction);
 - **export**: `signature` (the served `serving_default`), `write_export` (artifacts and the
   verification reference into a staging folder), `serving_inputs` (the warm-up requests'
   inputs), `verify_export` (every artifact against the Keras outputs), `measure_int8`;
@@ -114,6 +115,12 @@ class Task:
     def evaluate(self, examples: Examples, outputs: np.ndarray, label_names: list[str]) -> dict:
         """The test metrics (`metrics.json`) of `outputs` against the examples' targets."""
         raise NotImplementedError
+
+    def measure(self, model, splits: Splits, config: Config, when: str) -> dict:
+        """Measurements of `model` beyond the test metrics, taken `when` = `"before"` training
+        (the pretrained model, just built) and `"after"` (the model that is evaluated and
+        exported), recorded in `metrics.json` under that key; `{}` records nothing."""
+        return {}
 
     def metric_title(self, name: str) -> str:
         """`name` as a person reads it ("macro_f1" -> "macro-F1")."""

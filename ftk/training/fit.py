@@ -58,6 +58,10 @@ def compile_model(
         "learning_rate": train.learning_rate if learning_rate is None else learning_rate,
         "weight_decay": train.weight_decay,
     }
+    if train.gradient_accumulation_steps > 1:
+        kwargs["gradient_accumulation_steps"] = train.gradient_accumulation_steps
+    if train.clip_norm:
+        kwargs["global_clipnorm"] = train.clip_norm
     if multipliers and any(factor != 1.0 for _, factor in multipliers):
         from ftk.training.optimizers import DiscriminativeAdamW
 
