@@ -79,8 +79,7 @@ def _print_summary(summary: dict) -> None:
     lines = ["test " + "   ".join(scores), f"run directory: {summary['run_dir']}"]
     if export:
         lines.append(
-            f"SavedModel:    {export['version_dir']}  (max |diff| vs Keras "
-            f"{export['savedmodel_max_abs_diff']:.2e})"
+            f"SavedModel:    {export['version_dir']}  ({task.verification_summary(export)})"
         )
         if "savedmodel_pixels_max_abs_diff" in export:
             lines.append(

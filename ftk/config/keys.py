@@ -18,9 +18,13 @@ def foreign_keys(task: str) -> dict[str, str]:
     """`{key: owner}` for the keys that only other tasks read (an error under `task`). A key
     two tasks both read is foreign to neither."""
     own = {key for t in all_tasks() if t.name == task for key in t.only_keys}
-    return {
+    foreign = {
         key: t.name for t in all_tasks() if t.name != task for key in t.only_keys if key not in own
     }
+    for t in all_tasks():  # shared keys a task does not read are foreign to it too
+        if t.name == task:
+            foreign.update({key: "classification" for key in t.unused_keys})
+    return foreign
 
 
 def sections() -> dict[str, type]:

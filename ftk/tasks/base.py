@@ -50,6 +50,8 @@ class Task:
     title: ClassVar[str] = ""
     template: ClassVar[str] = ""
     only_keys: ClassVar[tuple[str, ...]] = ()
+    # Keys of the schema this task does not read (setting them under it is an error).
+    unused_keys: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     # tune.objective values this task offers, each "max" or "min"; the first is its default.
     objectives: ClassVar[Mapping[str, str]] = {"val_loss": "min"}
@@ -154,6 +156,10 @@ class Task:
         from ftk.errors import ConfigError
 
         raise ConfigError(f"`export.onnx_int8` is not available for run.task={self.name!r}.")
+
+    def verification_summary(self, export: dict) -> str:
+        """One line on how the SavedModel matched Keras (the run summary prints it)."""
+        return f"max |diff| vs Keras {export['savedmodel_max_abs_diff']:.2e}"
 
     # -- report ---------------------------------------------------------------------------
     def report_sections(self, doc, run) -> None:

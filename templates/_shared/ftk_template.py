@@ -52,27 +52,30 @@ def template_dir_extension(fallback: Path):
 
 
 def common_problems(answers: dict[str, str], bad: Bad) -> None:
-    """The answers every template asks for."""
+    """The answers every template asks for (and the classification ones, where asked)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", answers["project_slug"]):
         bad("project_slug", "lowercase letters, digits and '_', starting with a letter")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", answers["model_name"]):
         bad("model_name", "letters, digits, '_', '-' or '.', starting with a letter or digit")
     if not answers["preset"].strip() or any(c.isspace() for c in answers["preset"]):
         bad("preset", "a preset name or a directory, without spaces")
-    if answers["format"] not in ("folder", "csv", "tfds"):
+    if "format" in answers and answers["format"] not in ("folder", "csv", "tfds"):
         bad("format", "one of folder, csv, tfds")
     if not answers["path"].strip():
         bad("path", "a file, a directory or a TFDS name")
     if '"' in answers["path"] or "\\" in answers["path"]:
         bad("path", "a path without quotes or backslashes")
-    labels = [label.strip() for label in answers["labels"].split(",") if label.strip()]
-    if answers["labels"].strip() and (len(labels) < 2 or len(set(labels)) != len(labels)):
+    raw = answers.get("labels", "")
+    labels = [label.strip() for label in raw.split(",") if label.strip()]
+    if raw.strip() and (len(labels) < 2 or len(set(labels)) != len(labels)):
         bad("labels", "empty, or at least 2 distinct comma-separated names")
     if any('"' in label or "\\" in label for label in labels):
         bad("labels", "names without quotes or backslashes")
-    if not re.fullmatch(r"head|all|last_n:[1-9][0-9]*", answers["trainable"]):
+    if "trainable" in answers and not re.fullmatch(
+        r"head|all|last_n:[1-9][0-9]*", answers["trainable"]
+    ):
         bad("trainable", "'head', 'all' or 'last_n:<k>' (k >= 1)")
-    if answers["recipe"] not in ("two_phase", "single", "gradual"):
+    if "recipe" in answers and answers["recipe"] not in ("two_phase", "single", "gradual"):
         bad("recipe", "one of two_phase, single, gradual")
     if answers["backend"] not in ("tensorflow", "jax", "torch"):
         bad("backend", "one of tensorflow, jax, torch")

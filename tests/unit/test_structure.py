@@ -161,7 +161,7 @@ def test_every_task_has_a_template_and_every_template_a_task():
         assert folder in menu, f"templates/{folder} is not in the cookiecutter.json menu"
     for name, task in tasks.items():
         assert task.template in templates, f"task {name} has no templates/{task.template}/"
-        assert task.title == task.template.replace("-", " ").capitalize()
+        assert task.title and menu[task.template]["title"] == task.title
         assert task.objectives["val_loss"] == "min"
         assert set(task.objectives.values()) <= {"min", "max"} and len(task.headline_metrics) >= 1
 

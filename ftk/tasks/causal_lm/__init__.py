@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ftk.config.schema import CHOICES
 from ftk.tasks.base import Task
 from ftk.tasks.registry import register_task
 
@@ -64,6 +65,26 @@ class CausalLM(Task):
         "generate.temperature",
         "generate.samples",
     )
+    unused_keys = (
+        "run.report_mistakes",
+        "data.format",
+        "data.label_column",
+        "data.labels",
+        "data.conflicting_labels",
+        "train.label_smoothing",
+        "recipe.name",
+        "recipe.head_epochs",
+        "recipe.head_learning_rate",
+        "recipe.unfreeze_every",
+        "recipe.lr_embeddings",
+        "recipe.lr_lower",
+        "recipe.lr_upper",
+        "recipe.lr_head",
+        "recipe.cv_folds",
+        "tune.cache_features",
+        "export.onnx",
+        "export.onnx_int8",
+    )
     defaults = {
         "model": {"preset": "smollm2_135m_instruct", "lora_rank": 4, "dropout": 0.0},
         "data": {"path": "example:chatterbot", "validation_split": 0.05, "test_split": 0.08},
@@ -89,6 +110,10 @@ class CausalLM(Task):
     # -- config -----------------------------------------------------------------------------
     def validate(self, config: Config, fail) -> None:
         model, gen = config.model, config.generate
+        for key in ("model.quantize", "model.chat_template", "generate.sampler"):
+            section, name = key.split(".")
+            if getattr(getattr(config, section), name) not in CHOICES[key]:
+                fail(key, f"one of {', '.join(CHOICES[key])}")
         if not config.data.path:
             fail(
                 "data.path", "a .jsonl, .json or .csv file of conversations, or example:chatterbot"
@@ -107,14 +132,6 @@ class CausalLM(Task):
             fail("generate.temperature", "> 0")
         if not 0 <= gen.samples <= 64:
             fail("generate.samples", "between 0 and 64")
-        if config.export.onnx:
-            fail(
-                "export.onnx",
-                "false for run.task='causal_lm': no ONNX route fits this machine's memory "
-                "(docs/results/2026-12-03-lm-onnx.md)",
-            )
-        if config.data.packing and config.recipe.cv_folds:
-            fail("recipe.cv_folds", "0 for run.task='causal_lm'")
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, config: Config) -> Splits:
@@ -249,6 +266,16 @@ class CausalLM(Task):
         from ftk.tasks.causal_lm.export import verify_export
 
         return verify_export(version_dir)
+
+    def verification_summary(self, export: dict) -> str:
+        n = export["examples"]
+        if not export.get("greedy"):
+            return f"sampled generation: {n} prompts answered, not compared token by token"
+        same = export["savedmodel_exact"] + export["savedmodel_near_tie"]
+        return (
+            f"the same tokens as Keras' generate on {same}/{n} held-out prompts, also through "
+            f"REST and gRPC; preset logits within {export['preset_max_abs_diff']:.1e}"
+        )
 
     # -- report -----------------------------------------------------------------------------
     def report_sections(self, doc, run) -> None:

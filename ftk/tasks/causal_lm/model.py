@@ -108,6 +108,7 @@ def likelihood_metrics(outputs: np.ndarray) -> dict:
         "perplexity": math.exp(min(loss, 50.0)),
         "response_tokens": int(tokens),
         "examples": int(len(outputs)),
+        "num_examples": int(len(outputs)),
     }
 
 

