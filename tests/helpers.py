@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import random
 import struct
@@ -22,6 +23,7 @@ TESTS = REPO / "tests"
 TEMPLATES = sorted(p for p in (REPO / "templates").iterdir() if (p / "cookiecutter.json").is_file())
 TEXT_TEMPLATE = REPO / "templates" / "text-classification"
 IMAGE_TEMPLATE = REPO / "templates" / "image-classification"
+LM_TEMPLATE = REPO / "templates" / "causal-lm"
 
 TOPICS = {
     "sport": "goal match team score coach league player win",
@@ -466,3 +468,87 @@ def record_probes(monkeypatch, module, reachable: bool) -> list[str]:
 
     monkeypatch.setattr(module, "host_reachable", host_reachable)
     return hosts
+
+
+TINY_LLAMA = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+
+
+def save_tiny_llama(path: Path, seed: int = 0) -> Path:
+    """A tiny random Llama (2 layers, hidden 32) with SmolLM2's real tokenizer and chat template,
+    as a Hugging Face directory (the layout of the offline `smollm2_135m_instruct` preset)."""
+    from gguf import GGUFReader
+    from safetensors.numpy import save_file
+
+    from ftk.convert.gguf_llama import gguf_path, hf_tokenizer
+
+    reader = GGUFReader(str(gguf_path()))
+    meta = {
+        k: f.contents() for k, f in reader.fields.items() if k.startswith(("tokenizer.", "llama."))
+    }
+    tokenizer, tokenizer_config = hf_tokenizer(meta)
+    vocab = len(tokenizer["model"]["vocab"])
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": vocab,
+        "max_position_embeddings": 512,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "hidden_act": "silu",
+        "tie_word_embeddings": True,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        **TINY_LLAMA,
+    }
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    h, f, heads, kv = 32, 64, 4, 2
+    d = h // heads
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+
+    weights = {
+        "model.embed_tokens.weight": w(vocab, h),
+        "model.norm.weight": np.ones(h, np.float32),
+    }
+    for i in range(2):
+        p = f"model.layers.{i}."
+        weights.update(
+            {
+                p + "input_layernorm.weight": np.ones(h, np.float32),
+                p + "post_attention_layernorm.weight": np.ones(h, np.float32),
+                p + "self_attn.q_proj.weight": w(heads * d, h),
+                p + "self_attn.k_proj.weight": w(kv * d, h),
+                p + "self_attn.v_proj.weight": w(kv * d, h),
+                p + "self_attn.o_proj.weight": w(h, heads * d),
+                p + "mlp.gate_proj.weight": w(f, h),
+                p + "mlp.up_proj.weight": w(f, h),
+                p + "mlp.down_proj.weight": w(h, f),
+            }
+        )
+    path.mkdir(parents=True)
+    save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})
+    for name, content in (
+        ("config.json", config),
+        ("tokenizer.json", tokenizer),
+        ("tokenizer_config.json", tokenizer_config),
+    ):
+        (path / name).write_text(json.dumps(content), encoding="utf-8")
+    return path
+
+
+def lm_conversations(n: int) -> list[dict]:
+    """Prompt/response records a tiny model can learn (a colour per item)."""
+    colours = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
+    return [
+        {"prompt": f"What colour is item {i}?", "response": f"Item {i} is {colours[i % 8]}."}
+        for i in range(n)
+    ]

@@ -238,14 +238,15 @@ def main(argv: list[str] | None = None) -> int:
 
     set_backend("torch")
     import keras
-    import keras_hub
 
     from ftk.presets.resolve import resolve_preset
-    from ftk.tasks.causal_lm.model import backbone_kwargs
 
     location = resolve_preset(args.preset).location
-    model = keras_hub.models.CausalLM.from_preset(
-        location, preprocessor=None, **backbone_kwargs(location, 0.0)
+    from ftk.tasks.causal_lm.model import build_causal_lm
+
+    model = build_causal_lm(
+        type("Info", (), {"location": location, "name": args.preset, "source": location}),
+        type("Model", (), {"dropout": 0.0}),
     )
     sample = sample_batch(model.backbone.vocabulary_size)
     expected = keras.ops.convert_to_numpy(model(sample))

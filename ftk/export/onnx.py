@@ -46,7 +46,8 @@ def add_metadata(path: Path, metadata: dict[str, str]) -> None:
     """Add (or replace) `metadata_props` entries of the ONNX model at `path`."""
     import onnx
 
-    proto = onnx.load_model(str(path))
+    # Weights stored as external data stay where they are: only the graph file is rewritten.
+    proto = onnx.load_model(str(path), load_external_data=False)
     kept = [p for p in proto.metadata_props if p.key not in metadata]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)

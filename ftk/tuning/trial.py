@@ -44,13 +44,7 @@ def write_inputs(directory: Path, config, splits) -> None:
         {
             "label_names": splits.label_names,
             "fingerprint": splits.fingerprint,
-            **{
-                name: {
-                    "inputs": list(getattr(splits, name).inputs),
-                    "labels": getattr(splits, name).labels.astype(int).tolist(),
-                }
-                for name in ("train", "validation")
-            },
+            **{name: _examples_json(getattr(splits, name)) for name in ("train", "validation")},
         },
     )
 
@@ -93,12 +87,28 @@ def run_isolated(
     return history
 
 
+def _examples_json(examples) -> dict:
+    """The fields of an `Examples` (or a task's subclass of it, e.g. conversations), and its
+    class, as JSON."""
+    import dataclasses
+
+    fields = {f.name: getattr(examples, f.name) for f in dataclasses.fields(examples)}
+    fields["labels"] = fields["labels"].astype(int).tolist()
+    kind = type(examples)
+    return {"class": f"{kind.__module__}:{kind.__qualname__}", **fields}
+
+
 def _examples(part: dict):
+    """`_examples_json` read back; the class must be ftk's own."""
+    import importlib
+
     import numpy as np
 
-    from ftk.data.splits import Examples
-
-    return Examples(list(part["inputs"]), np.asarray(part["labels"], np.int32))
+    module, _, name = part.pop("class", "ftk.data.splits:Examples").partition(":")
+    if module != "ftk" and not module.startswith("ftk."):
+        raise ValueError(f"Refusing to build examples of class {module}:{name}")
+    kind = getattr(importlib.import_module(module), name)
+    return kind(**{**part, "labels": np.asarray(part["labels"], np.int32)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,7 +82,6 @@ class CausalLM(Task):
         "recipe.lr_head",
         "recipe.cv_folds",
         "tune.cache_features",
-        "export.onnx",
         "export.onnx_int8",
     )
     defaults = {

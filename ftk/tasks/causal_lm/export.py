@@ -32,6 +32,9 @@ REFERENCE = "ftk_generation_reference.json"
 GENERATION = "generation.json"
 NEAR_TIE = 1e-3  # logits this close at a step may come out in either order across runtimes
 PRESET_DIR = "preset"
+ONNX_MEMORY_BYTES = 9_000_000_000
+ONNX_TIMEOUT_S = 1800
+ONNX_TOLERANCE = 1e-3  # LM logits reach |35|: float32 round-off across runtimes is ~1e-4
 TOKENIZER_FIX = "ftk_tokenizer.json"
 ADAPTER_DIR = "adapter"
 SIGNATURE = {
@@ -191,6 +194,42 @@ def _fill_configs(node, suffix: str, values: dict) -> None:
             _fill_configs(value, suffix, values)
 
 
+def export_onnx(preset: Path, staging: Path) -> dict:
+    """`onnx/model.onnx` (+ `model.onnx.data`): the forward pass exported under the torch
+    backend from the staged preset directory, in a subprocess capped at `ONNX_MEMORY_BYTES` of
+    address space (tf2onnx needs more than 9 GB for a 135M model; torch's exporters 2.3-4.2 GB:
+    docs/results/2026-12-03-lm-onnx.md). It checks itself against Keras on torch."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from ftk.errors import ExportError
+    from ftk.export.onnx import ONNX_DIR, ONNX_FILE
+    from ftk.runtime.parent import child_env
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (ONNX_MEMORY_BYTES, ONNX_MEMORY_BYTES))
+
+    out = staging / ONNX_DIR / ONNX_FILE
+    command = [sys.executable, "-m", "ftk.export.lm_onnx", str(preset), str(out)]
+    done = subprocess.run(
+        command,
+        env=child_env({**os.environ, "KERAS_BACKEND": "torch"}),
+        preexec_fn=cap,  # noqa: PLW1509 (a resource limit, set before exec)
+        capture_output=True,
+        text=True,
+        timeout=ONNX_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ExportError(
+            f"The ONNX export (torch backend, {ONNX_MEMORY_BYTES / 1e9:.0f} GB cap) failed: "
+            f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
+    return json.loads(done.stdout[done.stdout.index("{") :])
+
+
 def reference_prompts(texts: list[str], n: int) -> list[str]:
     return [str(t) for t in texts[:n]]
 
@@ -232,6 +271,8 @@ def write_export(model, config, staging: Path, prompts: list[str]) -> None:
         (staging / ADAPTER_DIR).mkdir()
         shutil.copy2(adapter, staging / ADAPTER_DIR / adapter.name)
     np.save(extra / "ftk_preset_logits.npy", logits, allow_pickle=False)
+    if config.export.onnx:
+        write_json(extra / "ftk_lm_onnx.json", export_onnx(staging / PRESET_DIR, staging))
     write_json(
         extra / REFERENCE,
         {
@@ -339,6 +380,18 @@ def verify_export(version_dir: Path) -> dict:
                 _compare(f"warm-up request {i}", got, expected[i : i + 1], margins[i : i + 1])
     result["texts"] = [t.decode("utf-8", "replace") for t in out["text"].numpy()]
     result["preset_max_abs_diff"] = verify_preset(version_dir / PRESET_DIR, version_dir, ref)
+    onnx_path = version_dir / "onnx" / "model.onnx"
+    if onnx_path.is_file():
+        from ftk.export.lm_onnx import verify_lm_onnx
+
+        sample = {k: np.asarray(v) for k, v in ref["preset_sample"].items()}
+        expected_logits = np.load(version_dir / "assets.extra" / "ftk_preset_logits.npy")
+        diff = verify_lm_onnx(onnx_path, sample, expected_logits)
+        if diff > ONNX_TOLERANCE:
+            raise VerificationError(
+                f"ONNX logits are {diff:.3g} from the Keras model's (tolerance {ONNX_TOLERANCE})."
+            )
+        result["onnx_max_abs_diff"] = diff
     return result
 
 
