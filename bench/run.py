@@ -4,7 +4,7 @@ versions, the git commit and every raw per-repetition number, to bench/results/<
 
     python -m bench.run                  # every row (estimated 25 min on 2 idle CPU cores)
     python -m bench.run --quick          # 1 repetition, tiny step counts: a smoke test (~15 min)
-    python -m bench.run --rows 1,3,5     # some rows
+    python -m bench.run --rows 1,3,5     # some rows (9-10: the causal LM)
     python -m bench.run --repeats 5      # more repetitions
     python -m bench.run --export-dir saved_models/bbc_news/1   # row 5 on an existing export
 
@@ -56,6 +56,9 @@ class Profile:
     tune_validation_split: float = 0.05
     scaling_sizes: tuple[int, ...] = (32, 128, 512)
     scaling_sequence_length: int = 64
+    lm_warmup: int = 1  # rows 9-10: SmolLM2-135M, batch 4, 128 tokens (~2 s a step, TF)
+    lm_steps: int = 3  # timed training steps per repetition
+    lm_generate_calls: int = 3  # timed generate calls (after one warm-up call)
     timeout: int = 900  # one subprocess
     jax_image_timeout: int = 1200
 
@@ -76,6 +79,8 @@ QUICK = Profile(
     tune_train_examples=32,
     tune_validation_split=0.02,
     scaling_sizes=(16, 64, 256),
+    lm_steps=2,
+    lm_generate_calls=1,
     timeout=600,
     jax_image_timeout=900,
 )
@@ -524,6 +529,69 @@ class Bench:
             status = "skipped: no GPU lent to this task"
         self.lines.append(Line(8, "GPU: rows 1-4 on a GPU (JAX / torch)", status=status))
 
+    def row9(self) -> None:
+        p = self.p
+        counts = [f"--warmup={p.lm_warmup}", f"--steps={p.lm_steps}", f"--repeats={p.repeats}"]
+        ftk = self.worker("9-lm-train-ftk", "causal_lm", ["train-ftk", *counts], p.timeout)
+        hf = self.worker("9-lm-train-hf", "causal_lm", ["train-hf", *counts], p.timeout)
+        name = (
+            "LoRA steps/s, causal LM: ftk (TF) ÷ HF PEFT + Transformers (torch) (SmolLM2-135M, "
+            "rank 4 on query/value, batch 4, 128 tokens, AdamW, float32)"
+        )
+        skipped = [r["skipped"] for r in hf if "skipped" in r]
+        if skipped:
+            self.lines.append(Line(9, name, status=f"skipped: {skipped[0]}", goal="≥ 1.0"))
+            return
+        a = [r["steps_s"] for r in ftk if "rep" in r]
+        b = [r["steps_s"] for r in hf if "rep" in r]
+        fs = next(r for r in ftk if r.get("summary"))
+        hs = next(r for r in hf if r.get("summary"))
+        ratios = paired(a, b, lambda x, y: x / y)
+        self.lines.append(
+            Line(
+                9,
+                name,
+                ratios,
+                goal="≥ 1.0",
+                met=med(ratios) >= 1.0,
+                details=f"ftk {med(a):.4f} steps/s, HF {med(b):.4f} steps/s "
+                f"({hs['torch_threads']} torch threads, attention {hs['attention']}); peak RSS "
+                f"ftk {fs['peak_rss_mb']:.0f} MB, HF {hs['peak_rss_mb']:.0f} MB (own processes); "
+                f"trainable ftk {fs['trainable_params']}, HF {hs['trainable_params']}; "
+                f"{p.lm_steps} steps per repetition after {p.lm_warmup} warm-up",
+            )
+        )
+
+    def row10(self) -> None:
+        p = self.p
+        counts = [f"--repeats={p.lm_generate_calls}", "--max-new-tokens=32"]
+        ftk = self.worker("10-lm-generate-ftk", "causal_lm", ["generate-ftk", *counts], p.timeout)
+        hf = self.worker("10-lm-generate-hf", "causal_lm", ["generate-hf", *counts], p.timeout)
+        name = (
+            "generation tokens/s, causal LM: ftk generate_ids (TF) ÷ transformers generate "
+            "(torch) (SmolLM2-135M, greedy, 4 prompts, 32 new tokens, float32)"
+        )
+        skipped = [r["skipped"] for r in hf if "skipped" in r]
+        if skipped:
+            self.lines.append(Line(10, name, status=f"skipped: {skipped[0]}"))
+            return
+        a = [r["tokens_s"] for r in ftk if "rep" in r]
+        b = [r["tokens_s"] for r in hf if "rep" in r]
+        fs = next(r for r in ftk if r.get("summary"))
+        hs = next(r for r in hf if r.get("summary"))
+        ratios = paired(a, b, lambda x, y: x / y)
+        self.lines.append(
+            Line(
+                10,
+                name,
+                ratios,
+                details=f"ftk {med(a):.1f} tokens/s, HF {med(b):.1f} tokens/s; new tokens "
+                f"ftk {fs['new_tokens']}, HF {hs['new_tokens']} (before the end token); ftk's "
+                f"warm-up call {fs['warmup_s']:.0f} s; peak RSS ftk {fs['peak_rss_mb']:.0f} MB, "
+                f"HF {hs['peak_rss_mb']:.0f} MB; {len(a)} timed call(s) after 1 warm-up",
+            )
+        )
+
     # --- helpers ---------------------------------------------------------------------------
 
     def counts(self, warmup: int, steps: int) -> list[str]:
@@ -569,6 +637,7 @@ def package_versions() -> dict[str, str]:
         "keras-tuner",
         "transformers",
         "tokenizers",
+        "peft",
     ):
         try:
             out[name] = version(name)
@@ -653,7 +722,9 @@ def report(bench: Bench, started: float, load_before, profile_name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repetition, tiny step counts")
-    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8", help="comma-separated (default all)")
+    parser.add_argument(
+        "--rows", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated (default all)"
+    )
     parser.add_argument("--repeats", type=int, help="repetitions per measurement (default 3)")
     parser.add_argument("--export-dir", help="row 5: time this export instead of building one")
     parser.add_argument(
@@ -669,9 +740,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = sorted({int(r) for r in args.rows.split(",") if r.strip()})
     except ValueError:
-        parser.error(f"--rows takes numbers 1-8. Received: {args.rows!r}")
-    if not rows or any(r not in range(1, 9) for r in rows):
-        parser.error(f"--rows takes numbers 1-8. Received: {args.rows!r}")
+        parser.error(f"--rows takes numbers 1-10. Received: {args.rows!r}")
+    if not rows or any(r not in range(1, 11) for r in rows):
+        parser.error(f"--rows takes numbers 1-10. Received: {args.rows!r}")
 
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     bake_projects()
@@ -690,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.lines.sort(key=lambda line: line.row)
 
     name = time.strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
-    if rows != list(range(1, 9)):
+    if rows != list(range(1, 11)):
         name += "-rows" + "-".join(map(str, rows))
     out = args.out or RESULTS / f"{name}.md"
     text = report(bench, started, load_before, "quick" if args.quick else "full")

@@ -340,7 +340,8 @@ class GenerateConfig:
     temperature: float = 1.0
     """Logits are divided by this before sampling (> 0)."""
     samples: int = 6
-    """Held-out prompts answered before and after training, side by side in the report."""
+    """Held-out prompts answered before and after training, side by side in the report; ROUGE-L
+    is measured on at least 32. `0`: no generations (faster runs; the likelihood only)."""
 
 
 @dataclass(frozen=True)

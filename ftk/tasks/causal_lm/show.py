@@ -25,6 +25,10 @@ def latest_run(path: Path) -> Path:
     return runs[-1]
 
 
+def _num(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def show(run_dir: Path, samples: int = 2) -> str:
     metrics = read_json(run_dir / "metrics.json")
     before, after = metrics.get("before", {}), metrics.get("after", {})
@@ -33,7 +37,7 @@ def show(run_dir: Path, samples: int = 2) -> str:
         f"held-out perplexity: {before.get('perplexity', float('nan')):.2f} -> "
         f"{metrics['perplexity']:.2f}  (loss {before.get('loss', float('nan')):.3f} -> "
         f"{metrics['loss']:.3f} nats per response token, {metrics['examples']} conversations)",
-        f"ROUGE-L: {before.get('rouge_l', float('nan')):.3f} -> {after.get('rouge_l', 0.0):.3f}"
+        f"ROUGE-L: {_num(before.get('rouge_l'))} -> {_num(after.get('rouge_l'))}"
         f"  ({after.get('rouge_l_examples', 0)} held-out prompts)",
     ]
     answers_before = {s["prompt"]: s["answer"] for s in before.get("samples", [])}

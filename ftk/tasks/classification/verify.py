@@ -282,25 +282,11 @@ def verify_serving(
 
     `loaded` is the SavedModel at `version_dir`; `inputs` its `serving_default` inputs.
     """
-    import tensorflow as tf
 
     serving.check_ops(version_dir)
     check_signatures(loaded, expected.shape[-1], binary="image_bytes" in inputs)
-    specs = serving.signature_inputs(loaded)
-    signature = loaded.signatures[serving.DEFAULT_SIGNATURE]
     result = {}
-    for fmt, body in (
-        ("row", {"instances": serving.rest_instances(inputs)}),
-        ("columnar", {"inputs": {k: serving.rest_instances({k: v}) for k, v in inputs.items()}}),
-    ):
-        parsed = serving.parse_rest_request(serving.round_trip_json(body), specs)
-        outputs = signature(**{k: tf.constant(v) for k, v in parsed.items()})
-        response = serving.round_trip_json(serving.rest_response(outputs, row=fmt == "row"))
-        if fmt == "row":
-            rows = response["predictions"]
-            columns = {k: [r[k] for r in rows] for k in rows[0]}
-        else:
-            columns = response["outputs"]
+    for fmt, columns in serving.rest_round_trips(loaded, inputs).items():
         result[f"rest_{fmt}_max_abs_diff"] = _check_outputs(
             f"REST ({fmt} format)", columns, expected, tolerance, labels
         )
