@@ -71,7 +71,9 @@ class Splits:
     conflicts: Conflicts = field(default_factory=Conflicts)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Examples per label in each split."""
+        """Examples per label in each split (`{"examples": n}` for a task without labels)."""
+        if not self.label_names:
+            return {n: {"examples": len(getattr(self, n))} for n in ("train", "validation", "test")}
         out = {}
         for name in ("train", "validation", "test"):
             counter = Counter(getattr(self, name).labels.tolist())

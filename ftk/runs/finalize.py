@@ -92,11 +92,21 @@ def merged_model(lora_model, task, info, config: Config, labels: list[str], file
     """Save the LoRA adapter and head (`adapter.weights.h5`), and return a plain model (no LoRA
     layers) with the adapters merged into its kernels: what is exported. It is compiled with the
     task's loss and metrics, so it evaluates as the trained model did."""
-    from ftk.models.lora import merge_lora, save_adapter
+    from ftk.models.lora import load_adapter, merge_lora, save_adapter
 
     if not files.adapter.exists():  # else: written before a crash, from these weights
         save_adapter(lora_model, files.adapter)
     plain = task.build_model(info, config, labels)
+    if config.model.quantize != "none":
+        # QLoRA: the adapters trained on the int8 base are merged into the float32 base.
+        from dataclasses import replace
+
+        from ftk.runs.model import build_model
+
+        unquantized = replace(config, model=replace(config.model, quantize="none"))
+        lora_model = build_model(task, info, unquantized, labels)
+        load_adapter(lora_model, files.adapter)
+        logger.info("model.quantize: the adapters are merged into the float32 backbone")
     merged = merge_lora(lora_model, plain)
     compile_for_evaluation(plain, task, config)
     logger.info(

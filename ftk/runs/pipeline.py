@@ -257,6 +257,8 @@ def finalize(state: Run) -> None:
     state.reference_model = model
     if config.model.lora_rank:
         model = merged_model(model, task, info, config, state.labels, state.files)
+        if config.model.quantize != "none":  # what is exported is the float32 merge
+            state.reference_model = model
     if config.recipe.interpolate:
         # On the merged model for LoRA: interpolating the adapter factors would not be linear.
         result = interpolate_run(model, task, state.val_ds, state.files, config)
