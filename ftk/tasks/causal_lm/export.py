@@ -227,7 +227,10 @@ def export_onnx(preset: Path, staging: Path) -> dict:
             f"The ONNX export (torch backend, {ONNX_MEMORY_BYTES / 1e9:.0f} GB cap) failed: "
             f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
         )
-    return json.loads(done.stdout[done.stdout.index("{") :])
+    facts = json.loads(done.stdout[done.stdout.index("{") :])
+    for key in ("path", "data_path"):  # the staging folder's: renamed when published
+        facts.pop(key, None)
+    return {**facts, "files": [f"{ONNX_DIR}/{ONNX_FILE}", f"{ONNX_DIR}/{ONNX_FILE}.data"]}
 
 
 def reference_prompts(texts: list[str], n: int) -> list[str]:
