@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("isolated_cookiecutter")
 
 RELOAD = """
 import sys, numpy as np
-from ftk.tasks.causal_lm.export import load_preset
+from ftk.tasks.causal_lm.preset import load_preset
 from ftk.files import read_json
 version = sys.argv[1]
 ref = read_json(version + "/assets.extra/ftk_generation_reference.json")

@@ -264,7 +264,7 @@ class CausalLM(Task):
         return {PROMPT_INPUT: np.asarray([p.encode() for p in prompts], dtype=object)}
 
     def verify_export(self, version_dir: Path) -> dict:
-        from ftk.tasks.causal_lm.export import verify_export
+        from ftk.tasks.causal_lm.verify import verify_export
 
         return verify_export(version_dir)
 

@@ -9,33 +9,28 @@
   `ftk.models.lora.load_adapter` on a model built with the same preset and rank;
 - `assets.extra/generation.json`: the sampler settings the SavedModel generates with.
 
-Verification: the Keras model's own `generate` on held-out prompts, against the SavedModel
-called directly, through TF Serving's REST (row and columnar) and gRPC request formats, and
-on the warm-up requests: the same token ids, exactly, when the sampler is greedy. The preset
-directory is loaded back and must give the same logits. Runs under the TensorFlow backend.
+The verification reference written here (the Keras model's own `generate` on held-out prompts,
+and its logits on a sample) is what `ftk.tasks.causal_lm.verify` checks every artifact against.
+Runs under the TensorFlow backend.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ftk.errors import VerificationError
-from ftk.files import read_json, write_json
+from ftk.files import write_json
 
 PROMPT_INPUT = "prompt"
 REFERENCE = "ftk_generation_reference.json"
 GENERATION = "generation.json"
-NEAR_TIE = 1e-3  # logits this close at a step may come out in either order across runtimes
 PRESET_DIR = "preset"
+NEAR_TIE = 1e-3  # logits this close at a step may come out in either order across runtimes
 ONNX_MEMORY_BYTES = 9_000_000_000
 ONNX_TIMEOUT_S = 1800
-ONNX_TOLERANCE = 1e-3  # LM logits reach |35|: float32 round-off across runtimes is ~1e-4
-TOKENIZER_FIX = "ftk_tokenizer.json"
 ADAPTER_DIR = "adapter"
 SIGNATURE = {
     "inputs": {PROMPT_INPUT: "DT_STRING [-1]"},
@@ -124,76 +119,6 @@ def write_savedmodel(model, prep, fmt, config, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def save_preset(model, prep, path: Path) -> None:
-    """The merged model and its tokenizer as a keras-hub preset directory. keras-hub 0.32
-    leaves settings out of what it writes (keras-hub #3098: `tie_word_embeddings`; the
-    tokenizer's start, end and other special tokens): the first two are written back, and all
-    of the tokenizer's special tokens go to `ftk_tokenizer.json`, which `load_preset` reads."""
-    model.preprocessor = prep
-    try:
-        model.save_to_preset(str(path))
-    finally:
-        model.preprocessor = None
-    t = prep.tokenizer
-    tokens = {k: v for k, v in (("bos_token", t.start_token), ("eos_token", t.end_token)) if v}
-    write_json(
-        path / TOKENIZER_FIX,
-        {**tokens, "special_tokens": sorted(set(t.special_tokens) - set(tokens.values()))},
-    )
-    embedding = getattr(model.backbone, "token_embedding", None)
-    tied = (
-        {"tie_word_embeddings": bool(embedding.tie_weights)}
-        if hasattr(embedding, "tie_weights")
-        else {}
-    )
-    for name in ("config.json", "task.json", "preprocessor.json", "tokenizer.json"):
-        file = path / name
-        if file.is_file():
-            saved = json.loads(file.read_text(encoding="utf-8"))
-            _fill_configs(saved, "Backbone", tied)
-            _fill_configs(saved, "Tokenizer", tokens)
-            file.write_text(json.dumps(saved, indent=4), encoding="utf-8")
-
-
-def load_preset(path: Path):
-    """A preset directory written by `save_preset`, loaded with keras-hub on any backend:
-    `CausalLM.from_preset` for the model, and its tokenizer rebuilt with the special tokens
-    keras-hub 0.32 does not save (its `from_preset` alone stops at a Llama 3 tokenizer's
-    missing `<|start_header_id|>`)."""
-    import keras
-    import keras_hub
-
-    path = Path(path)
-    lm = keras_hub.models.CausalLM.from_preset(str(path), preprocessor=None)
-    fix = read_json(path / TOKENIZER_FIX)
-    saved = read_json(path / "tokenizer.json")
-    cls = keras.saving.get_registered_object(saved["registered_name"])
-    kwargs = {"bos_token": fix["bos_token"], "eos_token": fix["eos_token"]}
-    if "misc_special_tokens" in inspect.signature(cls).parameters:
-        kwargs["misc_special_tokens"] = set(fix["special_tokens"])
-    tokenizer = cls(
-        vocabulary=str(path / "assets" / "tokenizer" / "vocabulary.json"),
-        merges=str(path / "assets" / "tokenizer" / "merges.txt"),
-        **kwargs,
-    )
-    lm.preprocessor = lm.preprocessor_cls(tokenizer=tokenizer)
-    return lm
-
-
-def _fill_configs(node, suffix: str, values: dict) -> None:
-    """Put `values` into the config of every object whose class name ends with `suffix` in a
-    saved keras-hub config tree (keeping what is there)."""
-    if isinstance(node, dict):
-        if str(node.get("class_name", "")).endswith(suffix) and "config" in node:
-            for key, value in values.items():
-                node["config"].setdefault(key, value)
-        for value in node.values():
-            _fill_configs(value, suffix, values)
-    elif isinstance(node, list):
-        for value in node:
-            _fill_configs(value, suffix, values)
-
-
 def export_onnx(preset: Path, staging: Path) -> dict:
     """`onnx/model.onnx` (+ `model.onnx.data`): the forward pass exported under the torch
     backend from the staged preset directory, in a subprocess capped at `ONNX_MEMORY_BYTES` of
@@ -233,14 +158,11 @@ def export_onnx(preset: Path, staging: Path) -> dict:
     return {**facts, "files": [f"{ONNX_DIR}/{ONNX_FILE}", f"{ONNX_DIR}/{ONNX_FILE}.data"]}
 
 
-def reference_prompts(texts: list[str], n: int) -> list[str]:
-    return [str(t) for t in texts[:n]]
-
-
 def write_export(model, config, staging: Path, prompts: list[str]) -> None:
     """Every artifact above, and the verification reference: the Keras model's own
     generations for `prompts` (held-out user messages)."""
-    from ftk.tasks.causal_lm.model import generate_ids
+    from ftk.tasks.causal_lm.model import generate_ids, top2_margins
+    from ftk.tasks.causal_lm.preset import save_preset
 
     prep, fmt = _context(config)
     wrapped = [fmt.prompt_text(p) for p in prompts]
@@ -300,115 +222,3 @@ def served_prompt_ids(prep, fmt, prompts: list[str]) -> list[list[int]]:
 
     prefix, suffix = (token_lists(prep.tokenizer, [t])[0] if t else [] for t in fmt.affixes())
     return [prefix + own + suffix for own in token_lists(prep.tokenizer, prompts)]
-
-
-def top2_margins(model, prep, prompt: list[int], generated: list[int]) -> list[float]:
-    """For each generated token, the gap between the Keras model's two highest logits at that
-    step (teacher-forced on the prompt and the tokens before it)."""
-    if not generated:
-        return []
-    start = prep.tokenizer.start_token_id
-    ids = ([] if start is None else [start]) + list(prompt) + list(generated)
-    x = {"token_ids": np.asarray([ids], np.int32), "padding_mask": np.ones([1, len(ids)], bool)}
-    logits = np.asarray(model.predict_on_batch(x), np.float32)[0]
-    steps = logits[len(ids) - len(generated) - 1 : len(ids) - 1]
-    top = np.sort(steps, axis=-1)[:, -2:]
-    return [float(g) for g in top[:, 1] - top[:, 0]]
-
-
-def _compare(where: str, got_ids, expected: list[list[int]], margins=None) -> dict:
-    """Token ids against Keras': equal, or equal up to a step where Keras' two best tokens
-    were within `NEAR_TIE` of each other (float rounding may pick either; both are right)."""
-    got = [[int(t) for t in row if t >= 0] for row in np.asarray(got_ids)]
-    exact = ties = 0
-    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-        if g == e:
-            exact += 1
-            continue
-        first = next(
-            (k for k, (a, b) in enumerate(zip(g, e, strict=False)) if a != b),
-            min(len(g), len(e)),
-        )
-        gaps = (margins or [[]] * len(expected))[i]
-        if first < len(gaps) and first < len(g) and gaps[first] < NEAR_TIE:
-            ties += 1
-            continue
-        if g != e:
-            raise VerificationError(
-                f"{where}: prompt {i} generated different tokens than Keras from token {first} "
-                f"on (got {g[first : first + 8]}, Keras {e[first : first + 8]})."
-            )
-    return {"exact": exact, "near_tie": ties}
-
-
-def verify_export(version_dir: Path) -> dict:
-    """Check the SavedModel (directly, REST row and columnar, gRPC, warm-up requests) and the
-    preset directory against the Keras model's recorded generations and logits."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
-
-    from ftk.export import serving
-
-    version_dir = Path(version_dir)
-    ref = read_json(version_dir / "assets.extra" / REFERENCE)
-    prompts, expected, margins = ref["prompts"], ref["token_ids"], ref.get("margins")
-    inputs = {PROMPT_INPUT: np.asarray([p.encode() for p in prompts], dtype=object)}
-    loaded = tf.saved_model.load(str(version_dir))
-    signature = loaded.signatures[serving.DEFAULT_SIGNATURE]
-    result = {"examples": len(prompts), "greedy": ref["greedy"]}
-    serving.check_ops(version_dir)
-    out = signature(**{k: tf.constant(v) for k, v in inputs.items()})
-    checks = {"savedmodel": out["token_ids"].numpy()}
-    for fmt, columns in serving.rest_round_trips(loaded, inputs).items():
-        checks[f"rest_{fmt}"] = _pad(columns["token_ids"])
-    request = serving.predict_request(version_dir.parent.name, inputs)
-    checks["grpc"] = serving.grpc_round_trip(loaded, request)["token_ids"]
-    if ref["greedy"]:
-        for name, ids in checks.items():
-            counts = _compare(name, ids, expected, margins)
-            result[f"{name}_exact"] = counts["exact"]
-            result[f"{name}_near_tie"] = counts["near_tie"]
-        if (version_dir / "assets.extra" / serving.WARMUP_FILE).exists():
-            for i, request in enumerate(serving.read_warmup(version_dir)):
-                got = serving.grpc_round_trip(loaded, request)["token_ids"]
-                _compare(f"warm-up request {i}", got, expected[i : i + 1], margins[i : i + 1])
-    result["texts"] = [t.decode("utf-8", "replace") for t in out["text"].numpy()]
-    result["preset_max_abs_diff"] = verify_preset(version_dir / PRESET_DIR, version_dir, ref)
-    onnx_path = version_dir / "onnx" / "model.onnx"
-    if onnx_path.is_file():
-        from ftk.export.lm_onnx import verify_lm_onnx
-
-        sample = {k: np.asarray(v) for k, v in ref["preset_sample"].items()}
-        expected_logits = np.load(version_dir / "assets.extra" / "ftk_preset_logits.npy")
-        diff = verify_lm_onnx(onnx_path, sample, expected_logits)
-        if diff > ONNX_TOLERANCE:
-            raise VerificationError(
-                f"ONNX logits are {diff:.3g} from the Keras model's (tolerance {ONNX_TOLERANCE})."
-            )
-        result["onnx_max_abs_diff"] = diff
-    return result
-
-
-def _pad(rows) -> np.ndarray:
-    width = max((len(r) for r in rows), default=0)
-    return np.asarray([list(r) + [-1] * (width - len(r)) for r in rows], np.int32)
-
-
-def verify_preset(preset: Path, version_dir: Path, ref: dict) -> float:
-    """The preset directory, loaded back with keras-hub, gives the exported model's logits."""
-    expected = np.load(version_dir / "assets.extra" / "ftk_preset_logits.npy")
-    lm = load_preset(preset)
-    sample = {k: np.asarray(v) for k, v in ref["preset_sample"].items()}
-    sample["padding_mask"] = sample["padding_mask"].astype(bool)
-    again = lm.preprocessor.generate_preprocess(ref["preset_texts"], sequence_length=32)
-    if not np.array_equal(np.asarray(again["token_ids"]), sample["token_ids"]):
-        raise VerificationError(f"The preset directory {preset} tokenizes differently.")
-    lm.preprocessor = None  # the sample is token ids already
-    got = np.asarray(lm.predict_on_batch(sample), np.float32)
-    diff = float(np.max(np.abs(got - expected)))
-    if diff > float(ref["tolerance"]):
-        raise VerificationError(
-            f"The preset directory {preset} reloads with logits {diff:.3g} away from the "
-            "exported model's."
-        )
-    return diff

@@ -194,3 +194,17 @@ def rouge_l(predictions: list[str], references: list[str]) -> float:
         for pred, ref in zip(predictions, references, strict=True)
     ]
     return float(np.mean(scores))
+
+
+def top2_margins(model, prep, prompt: list[int], generated: list[int]) -> list[float]:
+    """For each generated token, the gap between the Keras model's two highest logits at that
+    step (teacher-forced on the prompt and the tokens before it)."""
+    if not generated:
+        return []
+    start = prep.tokenizer.start_token_id
+    ids = ([] if start is None else [start]) + list(prompt) + list(generated)
+    x = {"token_ids": np.asarray([ids], np.int32), "padding_mask": np.ones([1, len(ids)], bool)}
+    logits = np.asarray(model.predict_on_batch(x), np.float32)[0]
+    steps = logits[len(ids) - len(generated) - 1 : len(ids) - 1]
+    top = np.sort(steps, axis=-1)[:, -2:]
+    return [float(g) for g in top[:, 1] - top[:, 0]]
