@@ -11,20 +11,18 @@ from typing import Any
 
 from ftk.config.schema import Config
 from ftk.errors import ConfigError
-from ftk.tasks.registry import all_tasks
+from ftk.tasks.registry import all_tasks, get_task
 
 
 def foreign_keys(task: str) -> dict[str, str]:
     """`{key: owner}` for the keys that only other tasks read (an error under `task`). A key
     two tasks both read is foreign to neither."""
-    own = {key for t in all_tasks() if t.name == task for key in t.only_keys}
-    foreign = {
-        key: t.name for t in all_tasks() if t.name != task for key in t.only_keys if key not in own
-    }
-    for t in all_tasks():  # shared keys a task does not read are foreign to it too
-        if t.name == task:
-            foreign.update({key: "classification" for key in t.unused_keys})
-    return foreign
+    this = get_task(task)
+    others = [t for t in all_tasks() if t.name != task]
+    foreign = {key: t.name for t in others for key in t.only_keys if key not in this.only_keys}
+    # Shared keys this task does not read are foreign to it too: owned by the tasks that do.
+    readers = "/".join(t.name for t in others)
+    return {**foreign, **{key: readers for key in this.unused_keys}}
 
 
 def sections() -> dict[str, type]:

@@ -39,7 +39,7 @@ def validate(config: Config) -> None:
     _validate_export(config, fail)
 
 
-def _one_of(config: Config, fail, *keys: str) -> None:
+def one_of(config: Config, fail, *keys: str) -> None:
     """Each key's value is one of its fixed choices (`schema.CHOICES`)."""
     for key in keys:
         section, name = key.split(".")
@@ -48,7 +48,7 @@ def _one_of(config: Config, fail, *keys: str) -> None:
 
 
 def _validate_runtime(config: Config, fail) -> None:
-    _one_of(
+    one_of(
         config,
         fail,
         "runtime.backend",
@@ -80,7 +80,7 @@ def _validate_model(config: Config, fail) -> None:
 
 
 def _validate_data(config: Config, fail) -> None:
-    _one_of(config, fail, "data.format")
+    one_of(config, fail, "data.format")
     for key in ("validation_split", "test_split"):
         if not 0.0 <= getattr(config.data, key) < 1.0:
             fail(f"data.{key}", "in [0, 1)")
@@ -140,7 +140,7 @@ def _validate_export(config: Config, fail) -> None:
 
 def _validate_recipe(config: Config, fail) -> None:
     train, recipe = config.train, config.recipe
-    _one_of(config, fail, "train.schedule")
+    one_of(config, fail, "train.schedule")
     if train.warmup_steps < 0:
         fail("train.warmup_steps", ">= 0 (0 = no warmup)")
     if train.warmup_epochs < 0:
@@ -158,7 +158,7 @@ def _validate_recipe(config: Config, fail) -> None:
         fail("train.label_smoothing", "in [0, 1)")
     if train.l2 and train.weight_decay:
         fail("train.l2", "0 when train.weight_decay is set: choose AdamW decay or an L2 penalty")
-    _one_of(config, fail, "recipe.name")
+    one_of(config, fail, "recipe.name")
     if recipe.head_epochs < 0:
         fail("recipe.head_epochs", ">= 0")
     if (
@@ -207,7 +207,7 @@ def _validate_recipe(config: Config, fail) -> None:
 
 def _validate_tune(config: Config, fail) -> None:
     tune = config.tune
-    _one_of(config, fail, "tune.algorithm")
+    one_of(config, fail, "tune.algorithm")
     objectives = get_task(config.run.task).objectives
     if tune.objective not in objectives:
         fail("tune.objective", f"one of {', '.join(objectives)} (a validation metric)")

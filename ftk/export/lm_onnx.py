@@ -239,15 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     set_backend("torch")
     import keras
 
+    from ftk.config.schema import ModelConfig
     from ftk.presets.resolve import resolve_preset
-
-    location = resolve_preset(args.preset).location
     from ftk.tasks.causal_lm.model import build_causal_lm
 
-    model = build_causal_lm(
-        type("Info", (), {"location": location, "name": args.preset, "source": location}),
-        type("Model", (), {"dropout": 0.0}),
-    )
+    model = build_causal_lm(resolve_preset(args.preset), ModelConfig(dropout=0.0))
     sample = sample_batch(model.backbone.vocabulary_size)
     expected = keras.ops.convert_to_numpy(model(sample))
     facts = write_lm_onnx(model, args.output, sample)

@@ -6,12 +6,10 @@ SavedModel takes prompt strings and returns generated text. docs/templates/causa
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftk.config.schema import CHOICES
 from ftk.tasks.base import Task
 from ftk.tasks.registry import register_task
 
@@ -21,26 +19,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ftk")
 ROUGE_PROMPTS = 32  # held-out prompts answered for ROUGE-L (the report shows generate.samples)
-
-
-@functools.lru_cache(maxsize=4)
-def _location(preset: str, base_dir: str) -> str:
-    from ftk.presets.resolve import resolve_preset
-
-    return resolve_preset(preset, base_dir).location
-
-
-def chat_context(config: Config):
-    """(the preset's preprocessor, the `ChatFormat`) of a config."""
-    from ftk.tasks.causal_lm.chat import chat_format
-    from ftk.tasks.causal_lm.model import preprocessor
-
-    location = _location(config.model.preset, str(config.base_dir))
-    prep = preprocessor(location)
-    fmt = chat_format(
-        config.model.chat_template, location, prep.tokenizer, config.data.system_prompt
-    )
-    return prep, fmt
 
 
 @register_task
@@ -109,10 +87,9 @@ class CausalLM(Task):
     # -- config -----------------------------------------------------------------------------
     def validate(self, config: Config, fail) -> None:
         model, gen = config.model, config.generate
-        for key in ("model.quantize", "model.chat_template", "generate.sampler"):
-            section, name = key.split(".")
-            if getattr(getattr(config, section), name) not in CHOICES[key]:
-                fail(key, f"one of {', '.join(CHOICES[key])}")
+        from ftk.config.validation import one_of
+
+        one_of(config, fail, "model.quantize", "model.chat_template", "generate.sampler")
         if not config.data.path:
             fail(
                 "data.path", "a .jsonl, .json or .csv file of conversations, or example:chatterbot"
@@ -140,6 +117,7 @@ class CausalLM(Task):
 
     def encode(self, examples, config: Config, training: bool):
         from ftk.tasks.causal_lm.chat import encode
+        from ftk.tasks.causal_lm.model import chat_context
 
         prep, fmt = chat_context(config)
         encoded = encode(
@@ -208,7 +186,12 @@ class CausalLM(Task):
     def measure(self, model, splits, config: Config, when: str) -> dict:
         """Generations for held-out prompts, their ROUGE-L and speed; before training also the
         test loss and perplexity of the pretrained model."""
-        from ftk.tasks.causal_lm.model import generate_texts, likelihood_metrics, rouge_l
+        from ftk.tasks.causal_lm.model import (
+            chat_context,
+            generate_texts,
+            likelihood_metrics,
+            rouge_l,
+        )
 
         prep, fmt = chat_context(config)
         test = splits.test

@@ -38,30 +38,14 @@ SIGNATURE = {
 }
 
 
-def _context(config):
-    from ftk.presets.resolve import resolve_preset
-    from ftk.tasks.causal_lm.chat import chat_format
-    from ftk.tasks.causal_lm.model import preprocessor
-
-    location = resolve_preset(config.model.preset, config.base_dir).location
-    prep = preprocessor(location)
-    fmt = chat_format(
-        config.model.chat_template, location, prep.tokenizer, config.data.system_prompt
-    )
-    return prep, fmt
-
-
 def write_savedmodel(model, prep, fmt, config, path: Path) -> None:
     """The string-in, string-out SavedModel (see the module docstring)."""
     import keras
     import tensorflow as tf
 
-    from ftk.tasks.causal_lm.chat import token_lists
     from ftk.tasks.causal_lm.model import PROMPT_BUCKET, max_prompt, sampler, use_sampler
 
-    prefix_ids, suffix_ids = (
-        token_lists(prep.tokenizer, [t])[0] if t else [] for t in fmt.affixes()
-    )
+    prefix_ids, suffix_ids = affix_ids(prep, fmt)
     new_tokens = config.generate.max_new_tokens
     end = prep.tokenizer.end_token_id
     start = prep.tokenizer.start_token_id
@@ -161,10 +145,11 @@ def export_onnx(preset: Path, staging: Path) -> dict:
 def write_export(model, config, staging: Path, prompts: list[str]) -> None:
     """Every artifact above, and the verification reference: the Keras model's own
     generations for `prompts` (held-out user messages)."""
-    from ftk.tasks.causal_lm.model import generate_ids, top2_margins
+    from ftk.tasks.causal_lm.model import chat_context, generate_ids, top2_margins
     from ftk.tasks.causal_lm.preset import save_preset
 
-    prep, fmt = _context(config)
+    prep, fmt = chat_context(config)
+    prefix, suffix = fmt.affixes()
     wrapped = [fmt.prompt_text(p) for p in prompts]
     tokens = served_prompt_ids(prep, fmt, prompts)
     # The reference runs the generation loop as the SavedModel does: a TF graph without XLA
@@ -183,8 +168,8 @@ def write_export(model, config, staging: Path, prompts: list[str]) -> None:
         "top_p": config.generate.top_p,
         "temperature": config.generate.temperature,
         "chat_template": fmt.name,
-        "prompt_prefix": fmt.affixes()[0],
-        "prompt_suffix": fmt.affixes()[1],
+        "prompt_prefix": prefix,
+        "prompt_suffix": suffix,
         "max_prompt_tokens": config.model.sequence_length,
     }
     write_json(extra / GENERATION, generation)
@@ -220,5 +205,13 @@ def served_prompt_ids(prep, fmt, prompts: list[str]) -> list[list[int]]:
     own tokens (so special-token text typed into a prompt stays plain text)."""
     from ftk.tasks.causal_lm.chat import token_lists
 
-    prefix, suffix = (token_lists(prep.tokenizer, [t])[0] if t else [] for t in fmt.affixes())
+    prefix, suffix = affix_ids(prep, fmt)
     return [prefix + own + suffix for own in token_lists(prep.tokenizer, prompts)]
+
+
+def affix_ids(prep, fmt) -> tuple[list[int], list[int]]:
+    """The token ids of the chat template's text before and after a user message, tokenized
+    eagerly (special tokens kept whole)."""
+    from ftk.tasks.causal_lm.chat import token_lists
+
+    return tuple(token_lists(prep.tokenizer, [t])[0] if t else [] for t in fmt.affixes())

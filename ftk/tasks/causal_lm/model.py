@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.models.loading import preset_errors
+from ftk.tasks.causal_lm.chat import token_lists
 
 logger = logging.getLogger("ftk")
 PROMPT_BUCKET = 32  # prompt windows are rounded up to a multiple of this many tokens
@@ -118,13 +119,12 @@ def generate_ids(model, prep, tokens: list[list[int]], config) -> list[list[int]
     removed."""
     if not tokens:
         return []
-    prompts = tokens
     start = prep.tokenizer.start_token_id
     head = [] if start is None else [int(start)]
     window = min(prompt_window(max(len(t) for t in tokens) + len(head)), max_prompt(config))
     length = window + config.generate.max_new_tokens
-    token_ids = np.zeros([len(prompts), length], np.int32)
-    padding = np.zeros([len(prompts), length], bool)
+    token_ids = np.zeros([len(tokens), length], np.int32)
+    padding = np.zeros([len(tokens), length], bool)
     for i, t in enumerate(tokens):
         row = (head + t)[:window]
         token_ids[i, : len(row)] = row
@@ -158,17 +158,11 @@ def max_prompt(config) -> int:
     return config.model.sequence_length
 
 
-def _token_lists(tokenizer, texts):
-    from ftk.tasks.causal_lm.chat import token_lists
-
-    return token_lists(tokenizer, texts)
-
-
 def generate_texts(model, prep, prompts: list[str], config) -> tuple[list[str], float]:
     """The answers to `prompts` (chat-formatted texts, without the start token) as text, and
     tokens per second."""
     started = time.perf_counter()
-    ids = generate_ids(model, prep, _token_lists(prep.tokenizer, prompts), config)
+    ids = generate_ids(model, prep, token_lists(prep.tokenizer, prompts), config)
     seconds = time.perf_counter() - started
     texts = [_detokenize(prep.tokenizer, row) for row in ids]
     return texts, sum(len(r) for r in ids) / max(seconds, 1e-9)
@@ -208,3 +202,22 @@ def top2_margins(model, prep, prompt: list[int], generated: list[int]) -> list[f
     steps = logits[len(ids) - len(generated) - 1 : len(ids) - 1]
     top = np.sort(steps, axis=-1)[:, -2:]
     return [float(g) for g in top[:, 1] - top[:, 0]]
+
+
+@functools.lru_cache(maxsize=4)
+def _location(preset: str, base_dir: str) -> str:
+    from ftk.presets.resolve import resolve_preset
+
+    return resolve_preset(preset, base_dir).location
+
+
+def chat_context(config):
+    """(the preset's preprocessor, the `ChatFormat`) of a config."""
+    from ftk.tasks.causal_lm.chat import chat_format
+
+    location = _location(config.model.preset, str(config.base_dir))
+    prep = preprocessor(location)
+    fmt = chat_format(
+        config.model.chat_template, location, prep.tokenizer, config.data.system_prompt
+    )
+    return prep, fmt
