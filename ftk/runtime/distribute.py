@@ -18,7 +18,9 @@
   device. The torch backend always trains on one device.
 
 `runtime.precision = "auto"` is mixed_bfloat16 on TPUs and GPUs that compute in bfloat16
-(compute capability 8.0+), mixed_float16 on older GPUs (7.0+), float32 otherwise. Exports are
+(compute capability 8.0+), mixed_float16 on older GPUs (7.0+); on CPUs, mixed_bfloat16 where
+bfloat16 training of the task's kind of model is measured faster on CPUs with the same bfloat16
+instructions (`ftk.runtime.cpu`), float32 otherwise. Exports are
 always float32: after training, the weights are copied into a plain float32 model on one device
 (`Runtime.deployable`), which is what is evaluated, exported and verified.
 
@@ -39,6 +41,8 @@ from dataclasses import dataclass, field
 
 from ftk.config import Config
 from ftk.errors import ConfigError
+from ftk.runtime.cpu import CpuInfo, cpu_info, cpu_precision
+from ftk.tasks.registry import get_task
 
 logger = logging.getLogger("ftk")
 
@@ -101,8 +105,16 @@ def choose(requested: str, backend: str, devices: Devices) -> tuple[str, str]:
     return "none", f"{devices.gpus or 'no'} GPU{'s' if devices.gpus != 1 else ''} found"
 
 
-def choose_precision(requested: str, kind: str, devices: Devices) -> tuple[str, str]:
-    """The Keras dtype policy and why (pure)."""
+def choose_precision(
+    requested: str,
+    kind: str,
+    devices: Devices,
+    backend: str = "tensorflow",
+    compute: str = "",
+    cpu: CpuInfo | None = None,
+) -> tuple[str, str]:
+    """The Keras dtype policy and why (pure: `cpu` and `devices` may be made up). On a machine
+    without accelerators the CPU decides (`ftk.runtime.cpu.cpu_precision`)."""
     if requested != "auto":
         return requested, f"runtime.precision = {requested!r}"
     if kind == "tpu":
@@ -113,7 +125,9 @@ def choose_precision(requested: str, kind: str, devices: Devices) -> tuple[str, 
             return "mixed_bfloat16", f"the GPU (compute capability {major}.{minor}) has bfloat16"
         if major >= 7:
             return "mixed_float16", f"the GPU (compute capability {major}.{minor}) has float16"
-    return "float32", "no GPU or TPU that computes faster in 16 bits"
+    if devices.gpus:
+        return "float32", "the GPU computes no faster in 16 bits (compute capability < 7.0)"
+    return cpu_precision(backend, compute, cpu or cpu_info())
 
 
 def scaled(config: Config, replicas: int) -> tuple[Config, int, float]:
@@ -172,6 +186,7 @@ class Runtime:
             "replicas": self.replicas,
             "precision": self.precision,
             "precision_reason": self.precision_reason,
+            "cpu": cpu_info().to_json(),
             "global_batch_size": self.global_batch_size,
             "learning_rate_factor": self.learning_rate_factor,
         }
@@ -399,7 +414,10 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
         keras.distribution.initialize()
     devices = detect(backend, environ)
     kind, reason = choose(runtime_config.distribution, backend, devices)
-    precision, precision_reason = choose_precision(runtime_config.precision, kind, devices)
+    compute = get_task(config.run.task).cpu_compute
+    precision, precision_reason = choose_precision(
+        runtime_config.precision, kind, devices, backend, compute
+    )
     runtime = Runtime(backend, kind, reason, precision, precision_reason)
     if backend == "tensorflow" and kind != "none":
         runtime.strategy, runtime.replicas, runtime.is_chief, runtime.worker_index = _tf_strategy(
@@ -426,4 +444,5 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
         precision,
         precision_reason,
     )
+    logger.info("CPU: %s", cpu_info().describe())
     return runtime, config

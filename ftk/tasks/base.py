@@ -12,7 +12,8 @@ What a task owns, in the order a run uses it:
 - **data**: `load_data` (the default reader of `[data]`), `dataset` (batches for Keras),
   `fold_ids` (cross-validation folds);
 - **model**: `build_model` on a resolved preset, `prepare_model` (seeding a new head),
-  `freezes_batchnorm`, `loss` and `metrics` (what `compile` gets);
+  `freezes_batchnorm`, `loss` and `metrics` (what `compile` gets), `cpu_compute` (the kind of
+  model, which decides whether bfloat16 pays on a CPU);
 - **evaluation**: `predict` (the outputs the exports are verified against), `evaluate`
   (the test metrics), `measure` (anything else, before and after training),
   `headline_metrics` (what a run's summary shows), `objectives` (what a search and WiSE-FT
@@ -60,6 +61,9 @@ class Task:
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     metric_titles: ClassVar[Mapping[str, str]] = {}  # how a metric is written for people
     signature: ClassVar[Mapping[str, Any]] = {}
+    # The kind of model, for `runtime.precision = "auto"` on CPUs (`ftk.runtime.cpu.MEASURED`
+    # says where bfloat16 trains it faster): "text_encoder", "convnet", "decoder", ...
+    cpu_compute: ClassVar[str] = "model"
 
     # -- config ---------------------------------------------------------------------------
     def validate(self, config: Config, fail: Fail) -> None:

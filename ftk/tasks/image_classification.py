@@ -29,6 +29,7 @@ class ImageClassification(ClassificationTask):
     """One label per image; EfficientNet-Lite0 (or any keras-hub image backbone)."""
 
     name = "image_classification"
+    cpu_compute = "convnet"
     title = "Image classification"
     template = "image-classification"
     input_kind = "image"

@@ -36,6 +36,7 @@ class TextClassification(ClassificationTask):
     """One label per text; MiniLM-L6 (or any keras-hub text backbone) with a softmax head."""
 
     name = "text_classification"
+    cpu_compute = "text_encoder"
     title = "Text classification"
     template = "text-classification"
     only_keys = ("model.sequence_length", "data.text_column", "data.decode_errors")

@@ -26,6 +26,7 @@ class CausalLM(Task):
     """Generative fine-tuning: the model learns to write the responses of the conversations."""
 
     name = "causal_lm"
+    cpu_compute = "decoder"
     title = "Instruction tuning (causal LM)"
     template = "causal-lm"
     only_keys = (

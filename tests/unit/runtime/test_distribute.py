@@ -9,6 +9,7 @@ import pytest
 
 from ftk.config import Config, RuntimeConfig, load_config
 from ftk.errors import ConfigError
+from ftk.runtime.cpu import CpuInfo
 from ftk.runtime.distribute import (
     Devices,
     choose,
@@ -53,7 +54,6 @@ def test_auto_picks_the_distribution_and_says_why(requested, backend, devices, e
 @pytest.mark.parametrize(
     "requested, kind, devices, expected, why",
     [
-        ("auto", "none", Devices(), "float32", "no GPU or TPU that computes faster in 16 bits"),
         ("auto", "tpu", Devices(tpu=True), "mixed_bfloat16", "TPUs compute in bfloat16"),
         (
             "auto",
@@ -74,13 +74,28 @@ def test_auto_picks_the_distribution_and_says_why(requested, backend, devices, e
             "none",
             Devices(gpus=1, gpu_capability=(6, 1)),
             "float32",
-            "no GPU or TPU that computes faster in 16 bits",
+            "the GPU computes no faster in 16 bits (compute capability < 7.0)",
         ),
         ("float32", "tpu", Devices(tpu=True), "float32", "runtime.precision = 'float32'"),
     ],
 )
 def test_auto_precision_and_why(requested, kind, devices, expected, why):
-    assert choose_precision(requested, kind, devices) == (expected, why)
+    assert choose_precision(requested, kind, devices, cpu=AMX_CPU) == (expected, why)
+
+
+AMX_CPU = CpuInfo("Intel Xeon", 2, ("avx512f", "avx512_bf16", "amx_tile", "amx_bf16"))
+
+
+def test_auto_precision_without_accelerators_asks_the_cpu():
+    precision, why = choose_precision(
+        "auto", "none", Devices(), "tensorflow", "text_encoder", AMX_CPU
+    )
+    assert precision == "mixed_bfloat16"
+    assert "AMX-BF16" in why and "1.49x" in why
+    plain = CpuInfo("Old Xeon", 2, ("avx2",))
+    assert choose_precision("auto", "none", Devices(), "tensorflow", "text_encoder", plain)[0] == (
+        "float32"
+    )
 
 
 def _config(**runtime) -> Config:
