@@ -29,10 +29,25 @@ def summary_section(doc: Doc, facts: RunFacts) -> None:
             f"{runtime.get('replicas', 1)} replica(s), precision {runtime.get('precision', '?')}",
         ]
     )
+    if runtime.get("precision_reason"):
+        rows.append(["precision chosen because", runtime["precision_reason"]])
+    cpu = runtime.get("cpu")
+    if cpu:
+        sets = ", ".join(cpu.get("instruction_sets") or []) or "none listed"
+        rows.append(["CPU", f"{cpu.get('model', '?')}, {cpu.get('cores', '?')} cores; {sets}"])
     if facts.metrics:
         for name in facts.task.headline_metrics:
             rows.append([f"test {facts.task.metric_title(name)}", f"{facts.metrics[name]:.4f}"])
         rows.append(["test examples", facts.metrics["num_examples"]])
+    speed = [
+        row["steps_per_second"]
+        for row in read_history(facts.files.history)
+        if "steps_per_second" in row
+    ]
+    if speed:
+        batch = runtime.get("global_batch_size") or 0
+        per_example = f" x batch {batch} = {speed[-1] * batch:.1f} examples/s" if batch else ""
+        rows.append(["training speed (last epoch)", f"{speed[-1]:.3f} steps/s{per_example}"])
     if summary:
         seconds = float(summary.get("train_seconds", 0.0))
         rows.append(["wall time", f"{seconds:.0f} s ({seconds / 60:.1f} min), start to verified"])

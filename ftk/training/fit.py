@@ -7,7 +7,7 @@ Files written under the run directory:
 - `backup/`: Keras `BackupAndRestore` state; rerunning with `--resume <run_dir>` continues from
   the last finished epoch after a crash.
 - `logs/`: TensorBoard (`tensorboard --logdir <run_dir>/logs`).
-- `history.csv`: one row of metrics per epoch.
+- `history.csv`: one row of metrics per epoch, with the training speed (`steps_per_second`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import keras
 
 from ftk.config import TrainConfig
 from ftk.runs.files import RunFiles
+from ftk.training.throughput import Throughput
 
 logger = logging.getLogger("ftk")
 
@@ -88,6 +89,7 @@ def callbacks(
             save_best_only=True,
             save_weights_only=True,
         ),
+        Throughput(),  # before CSVLogger: it adds steps_per_second to the epoch's logs
         keras.callbacks.CSVLogger(str(files.history), append=True),
         keras.callbacks.TensorBoard(str(files.logs)),
     ]
