@@ -13,6 +13,7 @@ ftk tune [--config config.toml] [--workers N]   # = train.py --tune
 ftk export RUN_DIR [--set export.KEY=VALUE]   # export a finished run again (a new version)
 ftk verify VERSION_DIR        # re-check a published export against its Keras outputs
 ftk report RUN_DIR            # (re)write a run's report.md and report.html
+ftk doctor [--probe]          # CPU, backends, the precision "auto" picks; --probe times them
 ```
 
 Errors print one line (`ftk: error: ...`) and exit 2 (1 for an unexpected error); `--debug`
@@ -38,22 +39,6 @@ def _set_quiet(quiet: bool) -> None:
     """Quiet mode (`--quiet` or `run.quiet`): warnings only, no progress bars."""
     _setup_logging(quiet)
     set_quiet(quiet)
-
-
-def project_load_data(config):
-    """The `load_data` of the project a config belongs to: its `data.py` (next to the config),
-    as the project's `train.py` uses it; `None` (the task's own reader) if there is none."""
-    import importlib.util
-
-    path = Path(config.base_dir) / "data.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("_ftk_project_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "load_data", None)):
-        raise ConfigError(f"{path} has no load_data(config) function (see the template's data.py).")
-    return module.load_data
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -133,6 +118,8 @@ def _train(args, load_data) -> int:
     set_backend(config.runtime.backend, config.runtime.cpu_devices)
     start_tensorflow(args.debug)
     if load_data is None:
+        from ftk.runs.model import project_load_data
+
         load_data = project_load_data(config)
     if args.lr_find:
         return _lr_find(args, config, load_data)
@@ -315,6 +302,19 @@ def _guarded(fn, args) -> int:
         return 1
 
 
+def _doctor(args) -> int:
+    from ftk.cli.doctor import doctor
+
+    _set_quiet(True)
+    if args.config is None and Path("config.toml").is_file():
+        args.config = "config.toml"
+    if args.steps < 1 or args.warmup < 1:
+        raise FtkError(
+            f"--steps and --warmup must be at least 1. Received: {args.steps}, {args.warmup}"
+        )
+    return doctor(args)
+
+
 def train_main(
     argv: list[str] | None = None, load_data=None, default_config: Path | None = Path("config.toml")
 ) -> int:
@@ -353,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         "export": _export,
         "verify": _verify,
         "report": _report,
+        "doctor": _doctor,
     }
     return _guarded(handlers[args.command], args)
 

@@ -117,7 +117,7 @@ _VERBS = {
   ftk new text-classification --no-input      the defaults (BBC News, MiniLM-L6)
   ftk new image-classification --set project_name="Leaf Spots" --set path=/data/leaves
 
-Templates: text-classification, image-classification (see docs/templates/).""",
+Templates: text-classification, image-classification, causal-lm (see docs/templates/).""",
     ),
     "presets": (
         "list the backbones usable here, or vendor one into the project",
@@ -155,6 +155,17 @@ version directory appears (never overwritten).""",
         "re-check a published export against its Keras outputs",
         """example:
   ftk verify saved_models/news_classifier/1""",
+    ),
+    "doctor": (
+        "this machine's CPU, GPUs and backends, the precision a run picks, and (--probe) the "
+        "fastest backend and precision for this project, measured",
+        """examples:
+  ftk doctor                         CPU instruction sets, backends, what precision=auto picks
+  ftk doctor --probe                 time a few training steps on every backend and precision
+  ftk doctor --probe --backends tensorflow,torch --steps 8
+
+A probe trains this project's model on its data for a few steps in a fresh process per
+backend and precision (about a minute each on 2 CPU cores); nothing is written.""",
     ),
     "report": (
         "(re)write a run's report.md and report.html",
@@ -230,7 +241,19 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     verbs["report"].add_argument(
         "--mistakes", type=int, metavar="N", help="how many mistakes to list (run.report_mistakes)"
     )
-    for name in ("new", "presets", "export", "verify", "report"):
+    doctor = verbs["doctor"]
+    doctor.add_argument(
+        "--config", default=None, help="the project's config.toml (default: ./config.toml if any)"
+    )
+    _add_set(doctor, "overrides", "KEY=VALUE", "override a key of the config for the probes")
+    doctor.add_argument("--probe", action="store_true", help="time training on each backend")
+    doctor.add_argument("--backends", help="with --probe: a comma list (default: all installed)")
+    doctor.add_argument("--steps", type=int, default=5, help="with --probe: timed steps (5)")
+    doctor.add_argument("--warmup", type=int, default=2, help="with --probe: untimed steps (2)")
+    doctor.add_argument(
+        "--timeout", type=float, default=600, help="with --probe: seconds per probe (600)"
+    )
+    for name in ("new", "presets", "export", "verify", "report", "doctor"):
         verbs[name].add_argument("--quiet", action="store_true", help="warnings only, no bars")
         verbs[name].add_argument("--debug", action="store_true", help="show tracebacks")
     return parser

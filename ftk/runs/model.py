@@ -4,6 +4,7 @@ cross-validation, search trials, benchmarks). Import after the backend is set.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from ftk.config import Config
 from ftk.data.splits import Splits
@@ -24,6 +25,24 @@ def load_task(config: Config, load_data: LoadData | None = None):
     info = resolve_preset(config.model.preset, config.base_dir)
     check_online(info)
     return task, splits, info
+
+
+def project_load_data(config):
+    """The `load_data` of the project a config belongs to: its `data.py` (next to the config),
+    as the project's `train.py` uses it; `None` (the task's own reader) if there is none."""
+    import importlib.util
+
+    from ftk.errors import ConfigError
+
+    path = Path(config.base_dir) / "data.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("_ftk_project_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "load_data", None)):
+        raise ConfigError(f"{path} has no load_data(config) function (see the template's data.py).")
+    return module.load_data
 
 
 def build_model(task, info, config: Config, label_names: list[str]):

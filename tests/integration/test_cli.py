@@ -106,6 +106,31 @@ def test_train_writes_a_report_with_every_section(trained, capsys):
     assert "| head |" in markdown and "| finetune |" in markdown
     assert f"tensorboard --logdir {trained / 'logs'}" in markdown
     assert 'task = "text_classification"' in markdown  # the resolved config
+    # The machine and the speed: the CPU's instruction sets, why this precision, steps/s.
+    assert "| CPU |" in markdown and "| precision chosen because |" in markdown
+    assert "| training speed (last epoch) |" in markdown and "examples/s" in markdown
+    header = (trained / "history.csv").read_text().splitlines()[0].split(",")
+    assert "steps_per_second" in header
+
+
+def test_doctor_probe_times_the_project(project, capsys, monkeypatch):
+    """`ftk doctor --probe`: real training steps of the project in a fresh process per
+    precision (two on a CPU with bfloat16 instructions), ranked."""
+    from ftk.runtime.cpu import cpu_info
+
+    monkeypatch.chdir(project)
+    argv = ["doctor", "--probe", "--backends", "tensorflow", "--steps", "2", "--warmup", "1"]
+    assert main([*argv, "--set", "train.batch_size=8", "--timeout", "300"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.startswith("CPU:")
+        and "probe (training steps/s of the fine-tuning phase, batch 8)" in out
+    )
+    ranked = [
+        line for line in out.splitlines() if line.startswith("  tensorflow ") and "steps/s" in line
+    ]
+    assert len(ranked) == (2 if cpu_info().bfloat16 else 1), out
+    assert "fastest here: runtime.backend = 'tensorflow'" in out
 
 
 def test_confusion_matrix_counts_are_the_test_predictions(trained):

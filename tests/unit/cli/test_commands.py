@@ -8,7 +8,9 @@ from helpers import write_tiny_config
 from ftk.cli.main import main
 
 
-@pytest.mark.parametrize("verb", ["new", "presets", "train", "lr-find", "tune", "export", "verify"])
+@pytest.mark.parametrize(
+    "verb", ["new", "presets", "train", "lr-find", "tune", "export", "verify", "doctor"]
+)
 def test_each_verb_has_useful_help(verb, capsys):
     with pytest.raises(SystemExit) as e:
         main([verb, "--help"])
