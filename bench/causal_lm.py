@@ -17,7 +17,9 @@ Modes (`python -m bench.causal_lm MODE ...`):
   padded; tokens/s per call after a warm-up call.
 
 Tokens counted are the new tokens before the end token (what `generate_ids` returns). Both
-sides run float32. The HF modes print `BENCH {"skipped": ...}` without transformers/peft
+sides run `--precision`: float32, or mixed_bfloat16 (Keras' dtype policy on ftk's side,
+`torch.autocast("cpu", torch.bfloat16)` around the forward pass on the HF side). The HF modes
+print `BENCH {"skipped": ...}` without transformers/peft
 (they live in .venv-bench); they load only local files.
 """
 
@@ -93,8 +95,17 @@ def train_ftk(args) -> None:
         trainable_params=trainable,
         setup_s=built - began,
         warmup_s=ends[args.warmup - 1] - built,
+        precision=args.precision,
         peak_rss_mb=peak_rss_mb(),
     )
+
+
+def autocast(args):
+    """The HF side's mixed precision: bfloat16 autocast on the CPU, or nothing."""
+    import torch
+
+    enabled = args.precision == "mixed_bfloat16"
+    return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
 def hf_ready() -> bool:
@@ -191,7 +202,8 @@ def train_hf(args) -> None:
     ends = []
     for s in range(steps):
         index = slice(s * batch, (s + 1) * batch)
-        out = model(input_ids=ids[index], attention_mask=mask[index], labels=labels[index])
+        with autocast(args):
+            out = model(input_ids=ids[index], attention_mask=mask[index], labels=labels[index])
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -212,14 +224,14 @@ def train_hf(args) -> None:
         peft=importlib.import_module("peft").__version__,
         torch_threads=torch.get_num_threads(),
         attention=getattr(model.config, "_attn_implementation", None),
+        precision=args.precision,
         peak_rss_mb=peak_rss_mb(),
     )
 
 
 def generate_ftk(args) -> None:
-    from ftk.tasks.causal_lm import chat_context
     from ftk.tasks.causal_lm.chat import token_lists
-    from ftk.tasks.causal_lm.model import generate_ids, preprocessor
+    from ftk.tasks.causal_lm.model import chat_context, generate_ids, preprocessor
 
     config = lm_config("tensorflow", args.max_new_tokens)
     began = time.perf_counter()
@@ -246,6 +258,7 @@ def generate_ftk(args) -> None:
         max_new_tokens=config.generate.max_new_tokens,
         setup_s=built - began,
         warmup_s=warm - built,
+        precision=args.precision,
         peak_rss_mb=peak_rss_mb(),
     )
 
@@ -270,7 +283,7 @@ def generate_hf(args) -> None:
     width = batch["input_ids"].shape[1]
 
     def call():
-        with torch.no_grad():
+        with torch.no_grad(), autocast(args):
             out = model.generate(
                 **batch,
                 max_new_tokens=args.max_new_tokens,
@@ -304,6 +317,7 @@ def generate_hf(args) -> None:
         transformers=transformers.__version__,
         torch=torch.__version__,
         torch_threads=torch.get_num_threads(),
+        precision=args.precision,
         peak_rss_mb=peak_rss_mb(),
     )
 
@@ -315,9 +329,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per repetition")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions (generate: calls)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
     args = parser.parse_args()
     if args.mode.endswith("-ftk"):
         set_backend("tensorflow")
+        import keras
+
+        keras.config.set_dtype_policy(args.precision)
     {
         "train-ftk": train_ftk,
         "train-hf": train_hf,

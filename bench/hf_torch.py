@@ -4,7 +4,9 @@ plain PyTorch on this CPU, as a user would write it, then test accuracy.
 The same texts and split as ftk (read with ftk's loader from the baked text project: the
 `data.max_train_examples` cap is the same stratified sample), the same batch, sequence
 length, learning rate and weight decay (none on biases and LayerNorm), every weight
-trainable, one pass over the training examples. Loads only from the local directory
+trainable, one pass over the training examples; `--precision mixed_bfloat16` runs the forward
+pass under `torch.autocast("cpu", torch.bfloat16)`, as Transformers' Trainer does with
+`bf16=True`. Loads only from the local directory
 (`local_files_only=True`, `HF_HUB_OFFLINE=1`).
 
 Prints `BENCH {"skipped": ...}` when transformers is not installed (it lives in .venv-bench).
@@ -27,6 +29,13 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=0, help="0 = the whole test split")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "mixed_bfloat16"],
+        default="float32",
+        help="mixed_bfloat16: torch.autocast(cpu, bfloat16) around the forward pass, float32 "
+        "weights and optimizer (what Keras' mixed_bfloat16 policy does)",
+    )
     args = parser.parse_args()
     if importlib.util.find_spec("transformers") is None:
         emit(skipped="transformers not installed")
@@ -77,17 +86,23 @@ def main() -> None:
     generator = torch.Generator().manual_seed(config.run.seed)
     ends = []
     began = time.perf_counter()
+    bf16 = args.precision == "mixed_bfloat16"
+
+    def autocast():
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16)
+
     model.train()
     for _ in range(args.epochs):
         order = torch.randperm(len(labels), generator=generator)
         for start in range(0, len(labels), batch):
             index = order[start : start + batch]
-            out = model(
-                input_ids=train["input_ids"][index],
-                attention_mask=train["attention_mask"][index],
-                token_type_ids=train["token_type_ids"][index],
-                labels=labels[index],
-            )
+            with autocast():
+                out = model(
+                    input_ids=train["input_ids"][index],
+                    attention_mask=train["attention_mask"][index],
+                    token_type_ids=train["token_type_ids"][index],
+                    labels=labels[index],
+                )
             out.loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -100,10 +115,10 @@ def main() -> None:
     test_labels = np.asarray(splits.test.labels)[keep]
     model.eval()
     predictions = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for start in range(0, len(test_texts), 32):
             logits = model(**encode(test_texts[start : start + 32])).logits
-            predictions.append(logits.argmax(-1).numpy())
+            predictions.append(logits.float().argmax(-1).numpy())
     accuracy = float(np.mean(np.concatenate(predictions) == test_labels))
     for i, value in enumerate(block_rates(ends, args.warmup, args.repeats)):
         emit(rep=i, steps_s=value)
@@ -115,6 +130,7 @@ def main() -> None:
         steps=len(ends),
         train_s=train_s,
         batch=batch,
+        precision=args.precision,
         transformers=transformers.__version__,
         torch=torch.__version__,
         torch_threads=torch.get_num_threads(),

@@ -29,6 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bench.common import PREFIX, REPO, WORK, bake_projects
+from ftk.runtime.cpu import cpu_info
 
 RESULTS = REPO / "bench" / "results"
 LOGS = WORK / "logs"
@@ -223,57 +224,57 @@ class Bench:
         )
 
     def row2(self) -> None:
-        p = self.p
-        hf = self.worker(
-            "2-hf-torch",
-            "hf_torch",
-            [
-                f"--train-examples={p.train_examples}",
-                f"--test-limit={p.test_limit}",
-                f"--warmup={p.warmup}",
-                f"--repeats={p.repeats}",
-            ],
-            p.timeout,
+        """HF Transformers + PyTorch against ftk, float32 against float32 and, on a CPU with
+        bfloat16 instructions, mixed_bfloat16 (torch.autocast) against mixed_bfloat16."""
+        backend = max(self.text_rates, key=self.text_rates.get) if self.text_rates else "tensorflow"
+        why = (
+            "fastest in row 3 (float32)"
+            if self.text_rates
+            else "row 3 not run: TF, fastest on this CPU per docs/performance.md"
         )
+        for precision in self.precisions():
+            if not self.row2_precision(backend, why, precision):
+                return
+
+    def row2_precision(self, backend: str, why: str, precision: str) -> bool:
+        p = self.p
+        common = [
+            f"--train-examples={p.train_examples}",
+            f"--test-limit={p.test_limit}",
+            f"--warmup={p.warmup}",
+            f"--repeats={p.repeats}",
+            f"--precision={precision}",
+        ]
+        hf = self.worker(f"2-hf-torch-{precision}", "hf_torch", common, p.timeout)
         skipped = [r["skipped"] for r in hf if "skipped" in r]
         if skipped:
             self.lines.append(
                 Line(2, "Hugging Face Transformers + PyTorch", status=f"skipped: {skipped[0]}")
             )
-            return
-        backend = max(self.text_rates, key=self.text_rates.get) if self.text_rates else "tensorflow"
-        why = (
-            "fastest in row 3"
-            if self.text_rates
-            else "row 3 not run: TF, fastest on this CPU per docs/performance.md"
-        )
+            return False
         ftk = self.worker(
-            f"2-ftk-{backend}",
+            f"2-ftk-{backend}-{precision}",
             "steps",
-            [
-                "accuracy",
-                f"--backend={backend}",
-                f"--train-examples={p.train_examples}",
-                f"--test-limit={p.test_limit}",
-                f"--warmup={p.warmup}",
-                f"--repeats={p.repeats}",
-            ],
+            ["accuracy", f"--backend={backend}", *common],
             p.timeout,
         )
         hf_rates = [r["steps_s"] for r in hf if "rep" in r]
         ftk_rates = [r["steps_s"] for r in ftk if "rep" in r]
         hf_sum = next(r for r in hf if r.get("summary"))
         ftk_sum = next(r for r in ftk if r.get("summary"))
-        ratios = paired(hf_rates, ftk_rates, lambda a, b: a / b)
+        ratios = paired(ftk_rates, hf_rates, lambda a, b: a / b)
+        hf_side = "torch.autocast bfloat16" if precision != "float32" else "float32"
         self.lines.append(
             Line(
                 2,
-                f"HF Transformers + PyTorch ÷ ftk ({backend}), training steps/s (same MiniLM-L6 "
-                "directory, batch 16, 128 tokens, AdamW)",
+                f"ftk ({backend}, {precision}) ÷ HF Transformers + PyTorch ({hf_side}), training "
+                "steps/s (same MiniLM-L6 directory, batch 16, 128 tokens, AdamW)",
                 ratios,
-                details=f"HF {med(hf_rates):.3f} steps/s ({hf_sum.get('torch_threads')} torch "
-                f"threads, attention {hf_sum.get('attention')}), ftk {med(ftk_rates):.3f} "
-                f"steps/s; ftk backend: {why}; blocks of one epoch over "
+                goal="≥ 1.0",
+                met=med(ratios) >= 1.0,
+                details=f"ftk {med(ftk_rates):.3f} steps/s, HF {med(hf_rates):.3f} steps/s "
+                f"({hf_sum.get('torch_threads')} torch threads, attention "
+                f"{hf_sum.get('attention')}); ftk backend: {why}; blocks of one epoch over "
                 f"{ftk_sum['train_examples']} articles",
             )
         )
@@ -281,7 +282,7 @@ class Bench:
         self.lines.append(
             Line(
                 2,
-                f"test accuracy after {ftk_sum['steps']} steps (1 epoch, "
+                f"{precision}: test accuracy after {ftk_sum['steps']} steps (1 epoch, "
                 f"{ftk_sum['train_examples']} articles): ftk − HF, points",
                 [100 * diff],
                 fmt="text",
@@ -289,6 +290,7 @@ class Bench:
                 f"{ftk_sum['test_examples']} test articles (one run each)",
             )
         )
+        return True
 
     def row3(self) -> None:
         p = self.p
@@ -530,13 +532,26 @@ class Bench:
         self.lines.append(Line(8, "GPU: rows 1-4 on a GPU (JAX / torch)", status=status))
 
     def row9(self) -> None:
+        for precision in self.precisions():
+            self.row9_precision(precision)
+
+    def row9_precision(self, precision: str) -> None:
         p = self.p
-        counts = [f"--warmup={p.lm_warmup}", f"--steps={p.lm_steps}", f"--repeats={p.repeats}"]
-        ftk = self.worker("9-lm-train-ftk", "causal_lm", ["train-ftk", *counts], p.timeout)
-        hf = self.worker("9-lm-train-hf", "causal_lm", ["train-hf", *counts], p.timeout)
+        counts = [
+            f"--warmup={p.lm_warmup}",
+            f"--steps={p.lm_steps}",
+            f"--repeats={p.repeats}",
+            f"--precision={precision}",
+        ]
+        ftk = self.worker(
+            f"9-lm-train-ftk-{precision}", "causal_lm", ["train-ftk", *counts], p.timeout
+        )
+        hf = self.worker(
+            f"9-lm-train-hf-{precision}", "causal_lm", ["train-hf", *counts], p.timeout
+        )
         name = (
             "LoRA steps/s, causal LM: ftk (TF) ÷ HF PEFT + Transformers (torch) (SmolLM2-135M, "
-            "rank 4 on query/value, batch 4, 128 tokens, AdamW, float32)"
+            f"rank 4 on query/value, batch 4, 128 tokens, AdamW, {precision})"
         )
         skipped = [r["skipped"] for r in hf if "skipped" in r]
         if skipped:
@@ -563,13 +578,25 @@ class Bench:
         )
 
     def row10(self) -> None:
+        for precision in self.precisions():
+            self.row10_precision(precision)
+
+    def row10_precision(self, precision: str) -> None:
         p = self.p
-        counts = [f"--repeats={p.lm_generate_calls}", "--max-new-tokens=32"]
-        ftk = self.worker("10-lm-generate-ftk", "causal_lm", ["generate-ftk", *counts], p.timeout)
-        hf = self.worker("10-lm-generate-hf", "causal_lm", ["generate-hf", *counts], p.timeout)
+        counts = [
+            f"--repeats={p.lm_generate_calls}",
+            "--max-new-tokens=32",
+            f"--precision={precision}",
+        ]
+        ftk = self.worker(
+            f"10-lm-generate-ftk-{precision}", "causal_lm", ["generate-ftk", *counts], p.timeout
+        )
+        hf = self.worker(
+            f"10-lm-generate-hf-{precision}", "causal_lm", ["generate-hf", *counts], p.timeout
+        )
         name = (
             "generation tokens/s, causal LM: ftk generate_ids (TF) ÷ transformers generate "
-            "(torch) (SmolLM2-135M, greedy, 4 prompts, 32 new tokens, float32)"
+            f"(torch) (SmolLM2-135M, greedy, 4 prompts, 32 new tokens, {precision})"
         )
         skipped = [r["skipped"] for r in hf if "skipped" in r]
         if skipped:
@@ -593,6 +620,10 @@ class Bench:
         )
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def precisions(self) -> list[str]:
+        """float32, and mixed_bfloat16 on a CPU with bfloat16 instructions (like with like)."""
+        return ["float32"] + (["mixed_bfloat16"] if cpu_info().bfloat16 else [])
 
     def counts(self, warmup: int, steps: int) -> list[str]:
         return [f"--warmup={warmup}", f"--steps={steps}", f"--repeats={self.p.repeats}"]
@@ -656,16 +687,6 @@ def git_state() -> str:
     return commit + (" (with uncommitted changes)" if dirty else "")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 HEADER = ["#", "benchmark", "median", "spread (min–max)", "n", "goal", "met", "details"]
 
 
@@ -675,12 +696,13 @@ def table(lines: list[Line]) -> str:
 
 
 def report(bench: Bench, started: float, load_before, profile_name: str) -> str:
+    cpu = cpu_info()
     machine = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "mode": profile_name,
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
-        "cpu": f"{cpu_model()}, {os.cpu_count()} logical CPUs "
-        f"({len(os.sched_getaffinity(0))} usable)",
+        "cpu": f"{cpu.model}, {os.cpu_count()} logical CPUs ({cpu.cores} usable)",
+        "cpu instruction sets": ", ".join(cpu.to_json()["instruction_sets"]) or "none listed",
         "gpu": "present" if gpu_present() else "none",
         "platform": platform.platform(),
         "git": git_state(),

@@ -33,6 +33,13 @@ from bench.common import (
 )
 
 
+def set_precision(policy: str) -> None:
+    """The Keras dtype policy, set as a run's `Runtime` sets it (before any model is built)."""
+    import keras
+
+    keras.config.set_dtype_policy(policy)
+
+
 def ftk_model(config):
     """The baked project's model, compiled as ftk compiles a phase that trains every weight."""
     from ftk.runs.model import build_model, load_task
@@ -204,6 +211,7 @@ def accuracy_mode(args) -> None:
         steps=len(timer.ends),
         train_s=train_s,
         batch=config.train.batch_size,
+        precision=args.precision,
     )
 
 
@@ -218,8 +226,12 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=480, help="accuracy mode")
     parser.add_argument("--epochs", type=int, default=1, help="accuracy mode")
     parser.add_argument("--test-limit", type=int, default=0, help="accuracy mode; 0 = all")
+    parser.add_argument(
+        "--precision", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16"
+    )
     args = parser.parse_args()
     set_backend(args.backend)
+    set_precision(args.precision)
     {
         "backend": backend_mode,
         "overhead": overhead_mode,
