@@ -104,7 +104,9 @@ class RuntimeConfig:
     (TensorFlow or JAX), `data_parallel` (JAX). torch takes `auto` or `none` only."""
     precision: str = "auto"
     """`auto` is `mixed_bfloat16` on TPUs and on GPUs of compute capability 8.0+,
-    `mixed_float16` on 7.x, else `float32`. Exports are always float32."""
+    `mixed_float16` on 7.x; on CPUs `mixed_bfloat16` where it was measured faster for the
+    task's model kind and backend on a CPU with the same bfloat16 instructions (AMX-BF16,
+    AVX512-BF16: docs/cpu.md, `ftk doctor`), else `float32`. Exports are always float32."""
     per_replica_batch: bool = False
     """`false`: `train.batch_size` is the global batch, split over the replicas; `true`: it is
     each replica's, and the global batch is `batch_size × replicas`."""

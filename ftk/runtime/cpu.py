@@ -4,9 +4,10 @@ to be faster on it for a kind of model. Standard library only.
 
 `runtime.precision = "auto"` on a machine without a GPU or TPU asks `cpu_precision`: it picks
 `mixed_bfloat16` only where `MEASURED` has a speed-up of at least `MIN_SPEEDUP` for this backend,
-this CPU's bfloat16 instructions and the task's kind of model (`Task.cpu_compute`), with the
-test accuracy measured to stay within half a point of float32. Everything else is float32, and
-the reason says which measurement is missing, so a user can try `mixed_bfloat16` by hand.
+this CPU's bfloat16 instructions and the task's kind of model (`Task.cpu_compute`); a kind is
+listed once a demo of it kept its test accuracy within half a point of float32 in bfloat16
+(docs/cpu.md says which were checked). Everything else is float32, and the reason says which
+measurement is missing, so a user can try `mixed_bfloat16` by hand.
 
 Example:
 
