@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from ftk.errors import ConfigError, ExportError
+from ftk.models.lora_save import merged_kernel, patch_lora_saving
 from ftk.models.trainable import count_parameters
 
 ADAPTER_FORMAT = "ftk-lora-adapter"
@@ -69,6 +70,7 @@ def enable_lora(model, rank: int, alpha: float = 0.0, targets=()) -> dict[str, i
                 f"adapt. Received: {targets}; its default is {backbone.default_lora_layer_names()}"
             )
         raise none  # checked first: keras-hub's enable_lora freezes the whole backbone
+    patch_lora_saving()  # checkpoints under mixed precision keep float32 kernels
     backbone.enable_lora(rank, target_layer_names=targets)
     if not lora_layers(model):
         raise none
@@ -370,7 +372,7 @@ def merge_lora(lora_model, plain_model) -> int:
             )
         for name, dst_list in dst_weights.items():
             for src_w, dst_w in zip(src_weights[name], dst_list, strict=True):
-                value = src.kernel if merged and name == "kernel" else src_w
+                value = merged_kernel(src) if merged and name == "kernel" else src_w
                 if tuple(value.shape) != tuple(dst_w.shape):
                     raise ConfigError(
                         f"Layer {index} ({src.name!r}) weight {name!r}: shape "

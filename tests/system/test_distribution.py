@@ -25,9 +25,12 @@ def _env(**extra) -> dict:
 
 
 def _write_config(directory: Path, preset, data, runtime: str = "", export: bool = False) -> Path:
-    """The tiny project config with `[runtime]` lines, 2 epochs, no dropout anywhere (random
-    dropout masks differ between devices), and no export unless `export`."""
+    """The tiny project config with `[runtime]` lines (float32 unless they set a precision), 2
+    epochs, no dropout anywhere (random dropout masks differ between devices), and no export
+    unless `export`."""
     directory.mkdir(parents=True)
+    if "precision" not in runtime:  # float32 everywhere: `auto` may pick bfloat16 on this CPU
+        runtime += '\nprecision = "float32"'
     text = tiny_config_toml(preset, data, directory)
     text = text.replace('backend = "tensorflow"\n', f'backend = "tensorflow"\n{runtime}\n')
     text = text.replace('trainable = "all"', 'trainable = "all"\ndropout = 0.0')
