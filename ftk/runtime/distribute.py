@@ -126,6 +126,8 @@ def choose_precision(
         if major >= 7:
             return "mixed_float16", f"the GPU (compute capability {major}.{minor}) has float16"
     if devices.gpus:
+        if devices.gpu_capability is None:
+            return "float32", "the GPU's compute capability is unknown"
         return "float32", "the GPU computes no faster in 16 bits (compute capability < 7.0)"
     return cpu_precision(backend, compute, cpu or cpu_info())
 

@@ -77,6 +77,7 @@ def test_auto_picks_the_distribution_and_says_why(requested, backend, devices, e
             "the GPU computes no faster in 16 bits (compute capability < 7.0)",
         ),
         ("float32", "tpu", Devices(tpu=True), "float32", "runtime.precision = 'float32'"),
+        ("auto", "none", Devices(gpus=1), "float32", "the GPU's compute capability is unknown"),
     ],
 )
 def test_auto_precision_and_why(requested, kind, devices, expected, why):
