@@ -159,6 +159,22 @@ def _batch(done: list[ProbeResult]) -> str:
     return str(done[0].record["batch_size"]) if done else "?"
 
 
+def _probe_backends(args, config_path: Path | None, backends: dict[str, str]) -> list[str]:
+    """The backends `--probe` will time (none without `--probe`); a wrong flag raises."""
+    if not args.probe:
+        return []
+    if config_path is None:
+        raise FtkError("--probe trains this project's model: run it where config.toml is.")
+    chosen = [b.strip() for b in args.backends.split(",")] if args.backends else list(backends)
+    unknown = [b for b in chosen if b not in backends]
+    if unknown:
+        raise FtkError(
+            f"--backends: {', '.join(unknown)} not installed here. Installed: "
+            f"{', '.join(backends) or 'none'}"
+        )
+    return chosen
+
+
 def doctor(args) -> int:
     """The `ftk doctor` command."""
     from ftk.config import load_config
@@ -171,19 +187,11 @@ def doctor(args) -> int:
     task = get_task(config.run.task)
     cpu = cpu_info()
     backends = installed_backends()
+    chosen = _probe_backends(args, config_path, backends)  # checked before anything is printed
     print("\n".join(machine_lines(cpu, task.name, task.cpu_compute, backends)))
     if not args.probe:
         print("(ftk doctor --probe times a few training steps of this project on each backend)")
         return 0
-    if config_path is None:
-        raise FtkError("--probe trains this project's model: run it where config.toml is.")
-    chosen = [b.strip() for b in args.backends.split(",")] if args.backends else list(backends)
-    unknown = [b for b in chosen if b not in backends]
-    if unknown:
-        raise FtkError(
-            f"--backends: {', '.join(unknown)} not installed here. Installed: "
-            f"{', '.join(backends) or 'none'}"
-        )
     precisions = ["float32"] + (["mixed_bfloat16"] if cpu.bfloat16 else [])
     results = []
     for backend in chosen:

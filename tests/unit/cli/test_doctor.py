@@ -77,5 +77,7 @@ def test_doctor_errors_are_one_line(
         main(["doctor", *argv] if "--config" in argv else ["doctor", "--config", str(path), *argv])
         == 2
     )
-    err = capsys.readouterr().err.strip()
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing printed before the error
+    err = err.strip()
     assert err.startswith("ftk: error: ") and message in err and "\n" not in err
