@@ -54,6 +54,7 @@ def write_report(run_dir: Path, mistakes: int | None = None) -> dict[str, str]:
         metrics=read_optional(files.root, files.metrics.name),
         summary=read_optional(files.root, files.summary.name),
         mistakes=_configured_mistakes(files.root) if mistakes is None else mistakes,
+        history=read_history(files.history),
     )
     facts.out.mkdir(exist_ok=True)
     doc = Doc()

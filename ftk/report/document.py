@@ -28,6 +28,7 @@ class RunFacts:
     metrics: dict | None
     summary: dict | None
     mistakes: int  # how many of the most confident wrong predictions to list
+    history: list[dict[str, float]] = field(default_factory=list)  # `read_history`'s rows
 
     @property
     def run_dir(self) -> Path:

@@ -11,7 +11,6 @@ from ftk.report.document import (
     Doc,
     RunFacts,
     plot_curves,
-    read_history,
     read_optional,
 )
 from ftk.runs.files import RunFiles
@@ -39,11 +38,7 @@ def summary_section(doc: Doc, facts: RunFacts) -> None:
         for name in facts.task.headline_metrics:
             rows.append([f"test {facts.task.metric_title(name)}", f"{facts.metrics[name]:.4f}"])
         rows.append(["test examples", facts.metrics["num_examples"]])
-    speed = [
-        row["steps_per_second"]
-        for row in read_history(facts.files.history)
-        if "steps_per_second" in row
-    ]
+    speed = [row["steps_per_second"] for row in facts.history if "steps_per_second" in row]
     if speed:
         batch = runtime.get("global_batch_size") or 0
         per_example = f" x batch {batch} = {speed[-1] * batch:.1f} examples/s" if batch else ""
@@ -152,7 +147,7 @@ def _conflicts(doc: Doc, record: dict) -> None:
 def curves_section(doc: Doc, facts: RunFacts, metric: str) -> None:
     run_dir, metrics, out = facts.run_dir, facts.metrics, facts.out
     doc.heading("Training curves")
-    history = read_history(facts.files.history)
+    history = facts.history
     if not history:
         doc.missing("no history.csv (no epoch finished)")
         _extra_plots(doc, run_dir)
