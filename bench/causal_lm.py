@@ -31,7 +31,7 @@ import os
 import time
 import warnings
 
-from bench.common import block_rates, emit, log, peak_rss_mb, set_backend
+from bench.common import block_rates, emit, log, peak_rss_mb, set_backend, set_precision
 
 OVERRIDES = [
     "run.task=causal_lm",
@@ -229,6 +229,21 @@ def train_hf(args) -> None:
     )
 
 
+def timed_generation(call, repeats: int):
+    """`call()` (new token ids per prompt) once to warm up, then `repeats` timed calls, each
+    emitted as tokens/s; returns the last output and when the warm-up ended."""
+    out = call()  # warm-up: traces (ftk) or allocates (HF) the generation loop
+    warm = time.perf_counter()
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        out = call()
+        seconds = time.perf_counter() - t0
+        new = sum(len(r) for r in out)
+        emit(rep=i, tokens_s=new / seconds, tokens=new, seconds=seconds)
+        log(f"rep {i}: {new} tokens in {seconds:.2f} s")
+    return out, warm
+
+
 def generate_ftk(args) -> None:
     from ftk.tasks.causal_lm.chat import token_lists
     from ftk.tasks.causal_lm.model import chat_context, generate_ids, preprocessor
@@ -241,15 +256,7 @@ def generate_ftk(args) -> None:
     prompts = [fmt.split(c)[0] for c in splits.test.conversations[:PROMPTS]]
     tokens = token_lists(prep.tokenizer, prompts)
     built = time.perf_counter()
-    out = generate_ids(model, prep, tokens, config)  # warm-up: traces the generation loop
-    warm = time.perf_counter()
-    for i in range(args.repeats):
-        t0 = time.perf_counter()
-        out = generate_ids(model, prep, tokens, config)
-        seconds = time.perf_counter() - t0
-        new = sum(len(r) for r in out)
-        emit(rep=i, tokens_s=new / seconds, tokens=new, seconds=seconds)
-        log(f"rep {i}: {new} tokens in {seconds:.2f} s")
+    out, warm = timed_generation(lambda: generate_ids(model, prep, tokens, config), args.repeats)
     emit(
         summary=True,
         prompts=len(tokens),
@@ -297,15 +304,7 @@ def generate_hf(args) -> None:
         return new
 
     built = time.perf_counter()
-    out = call()  # warm-up
-    warm = time.perf_counter()
-    for i in range(args.repeats):
-        t0 = time.perf_counter()
-        out = call()
-        seconds = time.perf_counter() - t0
-        new = sum(len(r) for r in out)
-        emit(rep=i, tokens_s=new / seconds, tokens=new, seconds=seconds)
-        log(f"rep {i}: {new} tokens in {seconds:.2f} s")
+    out, warm = timed_generation(call, args.repeats)
     emit(
         summary=True,
         prompts=len(rows),
@@ -333,9 +332,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode.endswith("-ftk"):
         set_backend("tensorflow")
-        import keras
-
-        keras.config.set_dtype_policy(args.precision)
+        set_precision(args.precision)
     {
         "train-ftk": train_ftk,
         "train-hf": train_hf,

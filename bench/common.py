@@ -56,6 +56,14 @@ def set_backend(backend: str) -> None:
     ftk_set_backend(backend)
 
 
+def set_precision(policy: str) -> None:
+    """The Keras dtype policy, set as a run's `Runtime` sets it (after `set_backend`, before
+    any model is built)."""
+    import keras
+
+    keras.config.set_dtype_policy(policy)
+
+
 def bake_projects() -> None:
     """Bake the text and image templates once into build/bench/projects (their config.toml is
     what the workers load), and write the image data the image project reads."""

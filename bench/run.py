@@ -537,31 +537,15 @@ class Bench:
 
     def row9_precision(self, precision: str) -> None:
         p = self.p
-        counts = [
-            f"--warmup={p.lm_warmup}",
-            f"--steps={p.lm_steps}",
-            f"--repeats={p.repeats}",
-            f"--precision={precision}",
-        ]
-        ftk = self.worker(
-            f"9-lm-train-ftk-{precision}", "causal_lm", ["train-ftk", *counts], p.timeout
-        )
-        hf = self.worker(
-            f"9-lm-train-hf-{precision}", "causal_lm", ["train-hf", *counts], p.timeout
-        )
+        argv = [f"--warmup={p.lm_warmup}", f"--steps={p.lm_steps}", f"--repeats={p.repeats}"]
         name = (
             "LoRA steps/s, causal LM: ftk (TF) ÷ HF PEFT + Transformers (torch) (SmolLM2-135M, "
             f"rank 4 on query/value, batch 4, 128 tokens, AdamW, {precision})"
         )
-        skipped = [r["skipped"] for r in hf if "skipped" in r]
-        if skipped:
-            self.lines.append(Line(9, name, status=f"skipped: {skipped[0]}", goal="≥ 1.0"))
+        sides = self.lm_sides(9, "train", argv, precision, "steps_s", name, goal="≥ 1.0")
+        if sides is None:
             return
-        a = [r["steps_s"] for r in ftk if "rep" in r]
-        b = [r["steps_s"] for r in hf if "rep" in r]
-        fs = next(r for r in ftk if r.get("summary"))
-        hs = next(r for r in hf if r.get("summary"))
-        ratios = paired(a, b, lambda x, y: x / y)
+        a, b, fs, hs, ratios = sides
         self.lines.append(
             Line(
                 9,
@@ -582,31 +566,15 @@ class Bench:
             self.row10_precision(precision)
 
     def row10_precision(self, precision: str) -> None:
-        p = self.p
-        counts = [
-            f"--repeats={p.lm_generate_calls}",
-            "--max-new-tokens=32",
-            f"--precision={precision}",
-        ]
-        ftk = self.worker(
-            f"10-lm-generate-ftk-{precision}", "causal_lm", ["generate-ftk", *counts], p.timeout
-        )
-        hf = self.worker(
-            f"10-lm-generate-hf-{precision}", "causal_lm", ["generate-hf", *counts], p.timeout
-        )
+        argv = [f"--repeats={self.p.lm_generate_calls}", "--max-new-tokens=32"]
         name = (
             "generation tokens/s, causal LM: ftk generate_ids (TF) ÷ transformers generate "
             f"(torch) (SmolLM2-135M, greedy, 4 prompts, 32 new tokens, {precision})"
         )
-        skipped = [r["skipped"] for r in hf if "skipped" in r]
-        if skipped:
-            self.lines.append(Line(10, name, status=f"skipped: {skipped[0]}"))
+        sides = self.lm_sides(10, "generate", argv, precision, "tokens_s", name)
+        if sides is None:
             return
-        a = [r["tokens_s"] for r in ftk if "rep" in r]
-        b = [r["tokens_s"] for r in hf if "rep" in r]
-        fs = next(r for r in ftk if r.get("summary"))
-        hs = next(r for r in hf if r.get("summary"))
-        ratios = paired(a, b, lambda x, y: x / y)
+        a, b, fs, hs, ratios = sides
         self.lines.append(
             Line(
                 10,
@@ -618,6 +586,29 @@ class Bench:
                 f"HF {hs['peak_rss_mb']:.0f} MB; {len(a)} timed call(s) after 1 warm-up",
             )
         )
+
+    def lm_sides(self, row: int, mode: str, argv, precision: str, metric: str, name, goal=""):
+        """Row `row`'s two `bench.causal_lm` workers, `<mode>-ftk` then `<mode>-hf`, with the
+        same `argv` at `precision`: (ftk's `metric` per repetition, HF's, ftk's summary, HF's,
+        ftk ÷ HF per repetition); None, after a skipped line, when HF is not installed."""
+        argv = [*argv, f"--precision={precision}"]
+        ftk, hf = (
+            self.worker(
+                f"{row}-lm-{mode}-{side}-{precision}",
+                "causal_lm",
+                [f"{mode}-{side}", *argv],
+                self.p.timeout,
+            )
+            for side in ("ftk", "hf")
+        )
+        skipped = [r["skipped"] for r in hf if "skipped" in r]
+        if skipped:
+            self.lines.append(Line(row, name, status=f"skipped: {skipped[0]}", goal=goal))
+            return None
+        a = [r[metric] for r in ftk if "rep" in r]
+        b = [r[metric] for r in hf if "rep" in r]
+        summaries = [next(r for r in side if r.get("summary")) for side in (ftk, hf)]
+        return a, b, *summaries, paired(a, b, lambda x, y: x / y)
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -27,17 +27,11 @@ from bench.common import (
     log,
     peak_rss_mb,
     set_backend,
+    set_precision,
     spread_subset,
     step_timer,
     task_config,
 )
-
-
-def set_precision(policy: str) -> None:
-    """The Keras dtype policy, set as a run's `Runtime` sets it (before any model is built)."""
-    import keras
-
-    keras.config.set_dtype_policy(policy)
 
 
 def ftk_model(config):
