@@ -196,8 +196,8 @@ def train(state: Run) -> None:
         state.val_ds = task.dataset(splits.validation, config, False)
     with runtime.scope():
         state.model = build_model(task, state.info, config, state.labels)
-        if runtime.is_chief:
-            _measure_before(state)
+        if runtime.is_chief and not (runtime.jax_distribution and runtime.cluster.multi_process):
+            _measure_before(state)  # JAX across processes: every process would have to join
         trained = train_phases(
             state.model,
             runtime.train_data(task.dataset(splits.train, config, True), len(splits.train)),

@@ -34,13 +34,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 
 from ftk.config import Config
 from ftk.errors import ConfigError
+from ftk.runtime.cluster import Cluster, check_backend, detect_cluster
 from ftk.runtime.cpu import CpuInfo, cpu_info, cpu_precision
 from ftk.tasks.registry import get_task
 
@@ -66,22 +66,6 @@ class Devices:
 
 def tpu_present(environ=os.environ, globs=TPU_DEVICE_GLOBS) -> bool:
     return any(environ.get(k) for k in TPU_ENV) or any(glob.glob(g) for g in globs)
-
-
-def _tf_config(environ) -> dict:
-    """`TF_CONFIG` as a dict (`{}` when unset)."""
-    try:
-        return json.loads(environ.get("TF_CONFIG") or "{}")
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}).") from None
-
-
-def cluster_workers(environ=os.environ) -> int:
-    """Workers (and chief) in `TF_CONFIG`, or processes in `KERAS_DISTRIBUTION_NUM_PROCESSES`."""
-    if environ.get("TF_CONFIG"):
-        cluster = _tf_config(environ).get("cluster", {})
-        return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
-    return int(environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or 1)
 
 
 def choose(requested: str, backend: str, devices: Devices) -> tuple[str, str]:
@@ -175,6 +159,7 @@ class Runtime:
     jax_distribution: object | None = field(default=None, repr=False)
     global_batch_size: int = 0
     learning_rate_factor: float = 1.0
+    cluster: Cluster = field(default_factory=Cluster)
 
     @property
     def distributed(self) -> bool:
@@ -189,6 +174,7 @@ class Runtime:
             "precision": self.precision,
             "precision_reason": self.precision_reason,
             "cpu": cpu_info().to_json(),
+            "launcher": self.cluster.to_json(),
             "global_batch_size": self.global_batch_size,
             "learning_rate_factor": self.learning_rate_factor,
         }
@@ -245,7 +231,7 @@ class Runtime:
             return ds.rebatch(self.global_batch_size, drop_remainder=True)
         drop = count % self.global_batch_size % self.replicas
         if self.jax_distribution is None or not drop:
-            return ds
+            return self._own_slice(ds)
         # JAX splits every batch evenly over the devices: the last batch loses `drop` (<
         # replicas) examples, different ones each epoch as the data is reshuffled.
         logger.info(
@@ -253,7 +239,7 @@ class Runtime:
             drop,
             self.replicas,
         )
-        return (
+        return self._own_slice(
             ds.unbatch().take(count - drop).batch(self.global_batch_size).prefetch(tf.data.AUTOTUNE)
         )
 
@@ -265,8 +251,16 @@ class Runtime:
         if self.distribution == "multi_worker":
             return ds.with_options(_shard_by_data())
         if self.jax_distribution is None or count % self.replicas == 0:
+            return self._own_slice(ds)
+        return self._own_slice(_pad_last_batch(ds, self.global_batch_size, -count % self.replicas))
+
+    def _own_slice(self, ds):
+        """JAX across processes: this process's slice of every global batch."""
+        if self.jax_distribution is None or not self.cluster.multi_process:
             return ds
-        return _pad_last_batch(ds, self.global_batch_size, -count % self.replicas)
+        from ftk.runtime.jax_parallel import process_slice
+
+        return process_slice(ds, self.cluster.index, self.cluster.processes)
 
 
 def worker_dir(config: Config, index: int, fresh: bool):
@@ -297,10 +291,10 @@ def _pad_last_batch(ds, batch_size: int, pad: int):
     return weighted.concatenate(padding.repeat(pad)).batch(batch_size)
 
 
-def detect(backend: str, environ=os.environ) -> Devices:
+def detect(backend: str, environ=os.environ, cluster: Cluster | None = None) -> Devices:
     """The devices of this process (no network calls)."""
     tpu = tpu_present(environ)
-    workers = cluster_workers(environ)
+    workers = (cluster or detect_cluster(environ)).processes
     gpus, capability = 0, None
     if backend == "tensorflow":
         import tensorflow as tf
@@ -343,15 +337,6 @@ def _split_cpu(count: int) -> None:
             ) from None
 
 
-def _tf_worker(environ) -> tuple[bool, int]:
-    """(is chief, index) of this TensorFlow worker, from TF_CONFIG."""
-    tf_config = _tf_config(environ)
-    task, has_chief = tf_config.get("task", {}), bool(tf_config.get("cluster", {}).get("chief"))
-    kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    chief = kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
-    return chief, index + (1 if has_chief and kind == "worker" else 0)
-
-
 def tpu_cluster_resolver(name: str):
     """TensorFlow's TPU cluster resolver (tests replace this: it may call a metadata server)."""
     import tensorflow as tf
@@ -378,7 +363,8 @@ def _tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool,
                 "environment variable, which is not set (see docs/backends.md: 'Several machines')."
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        chief, index = _tf_worker(environ)
+        index = detect_cluster(environ).index
+        chief = index == 0
     else:  # tpu
         resolver = tpu_cluster_resolver(runtime_config.tpu)
         if runtime_config.tpu not in ("", "local"):
@@ -390,44 +376,40 @@ def _tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool,
     return strategy, strategy.num_replicas_in_sync, chief, index
 
 
-def _jax_distribution() -> tuple[object, int, bool, int]:
-    """(DataParallel over every device, replicas, is chief, process index)."""
-    import jax
-    import keras
-
-    index = jax.process_index()
-    devices = jax.devices()
-    return keras.distribution.DataParallel(devices=devices), len(devices), index == 0, index
-
-
 def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
     """Resolve `[runtime]` for this process (call before any TensorFlow/JAX computation), log
     what was chosen and why, and return it with the config scaled for the replicas."""
     runtime_config = config.runtime
     backend = runtime_config.backend
-    if (
-        backend == "jax"
-        and runtime_config.distribution in ("auto", "data_parallel", "tpu")
-        and environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
-    ):
-        import keras
+    cluster = detect_cluster(environ)
+    check_backend(cluster, backend)
+    logger.info("Launcher: %s", cluster.found)
+    if backend == "jax" and runtime_config.distribution in ("auto", "data_parallel", "tpu"):
+        from ftk.runtime.jax_parallel import join
 
-        # Several processes (hosts) join one device mesh: before JAX touches any device.
-        keras.distribution.initialize()
-    devices = detect(backend, environ)
+        join(cluster)  # several processes (hosts) join one device mesh: before JAX starts
+    devices = detect(backend, environ, cluster)
     kind, reason = choose(runtime_config.distribution, backend, devices)
+    if cluster.multi_process and kind == "none":
+        raise ConfigError(
+            f"Found {cluster.found}, but runtime.distribution={runtime_config.distribution!r} "
+            "trains on one device: every process would train its own model. Use "
+            '"auto" (or "multi_worker" on TensorFlow, "data_parallel" on JAX).'
+        )
     compute = get_task(config.run.task).cpu_compute
     precision, precision_reason = choose_precision(
         runtime_config.precision, kind, devices, backend, compute
     )
-    runtime = Runtime(backend, kind, reason, precision, precision_reason)
+    runtime = Runtime(backend, kind, reason, precision, precision_reason, cluster=cluster)
     if backend == "tensorflow" and kind != "none":
         runtime.strategy, runtime.replicas, runtime.is_chief, runtime.worker_index = _tf_strategy(
             kind, runtime_config, environ
         )
     elif backend == "jax" and kind != "none":
+        from ftk.runtime.jax_parallel import data_parallel
+
         runtime.jax_distribution, runtime.replicas, runtime.is_chief, runtime.worker_index = (
-            _jax_distribution()
+            data_parallel()
         )
     config, runtime.global_batch_size, runtime.learning_rate_factor = scaled(
         config, runtime.replicas

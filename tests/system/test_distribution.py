@@ -131,26 +131,66 @@ def test_multi_worker_two_local_workers_match_one_device(
     assert export["savedmodel_max_abs_diff"] <= 1e-5 and export["onnx_max_abs_diff"] <= 1e-5
 
 
-def test_jax_data_parallel_on_two_host_devices_matches_one_device(still_preset, tiny_csv, tmp_path):
-    def jax_run(name, runtime):
-        config = _write_config(tmp_path / name, still_preset, tiny_csv, runtime)
-        config.write_text(config.read_text().replace('"tensorflow"', '"jax"'), encoding="utf-8")
-        return config, _start(config)
+def _jax_config(directory: Path, preset, data, runtime: str) -> Path:
+    config = _write_config(directory, preset, data, runtime)
+    config.write_text(config.read_text().replace('"tensorflow"', '"jax"'), encoding="utf-8")
+    return config
 
-    (one, first), (two, second) = (
-        jax_run("one", 'distribution = "none"'),
-        jax_run("two", 'distribution = "data_parallel"\ncpu_devices = 2'),
+
+@pytest.fixture(scope="module")
+def jax_single_device(still_preset, tiny_csv, tmp_path_factory):
+    """The JAX reference: one device, float32."""
+    directory = tmp_path_factory.mktemp("jax_single") / "p"
+    config = _jax_config(directory, still_preset, tiny_csv, 'distribution = "none"')
+    _finish(_start(config))
+    return only_run_dir(config.parent)
+
+
+def test_jax_data_parallel_on_two_host_devices_matches_one_device(
+    jax_single_device, still_preset, tiny_csv, tmp_path
+):
+    two = _jax_config(
+        tmp_path / "two", still_preset, tiny_csv, 'distribution = "data_parallel"\ncpu_devices = 2'
     )
-    _finish(first), _finish(second)
+    _finish(_start(two))
     runtime = json.loads((only_run_dir(two.parent) / "run.json").read_text())["runtime"]
     assert runtime["backend"] == "jax" and runtime["replicas"] == 2
-    assert (
-        _max_diff(
-            h5_arrays(only_run_dir(one.parent) / WEIGHTS),
-            h5_arrays(only_run_dir(two.parent) / WEIGHTS),
-        )
-        <= MATCH
+    diff = _max_diff(
+        h5_arrays(jax_single_device / WEIGHTS), h5_arrays(only_run_dir(two.parent) / WEIGHTS)
     )
+    assert diff <= MATCH
+
+
+def test_jax_two_processes_match_one_device(jax_single_device, still_preset, tiny_csv, tmp_path):
+    """Two JAX processes on 127.0.0.1 (CPU collectives over Gloo), joined by Keras' variables:
+    each feeds its slice of every global batch (keras-hub #1630 is why ftk shards, not Keras)."""
+    from ftk.tuning.distributed import free_port
+
+    config = _jax_config(tmp_path / "p", still_preset, tiny_csv, 'distribution = "auto"')
+    address = f"127.0.0.1:{free_port()}"
+    processes = [
+        _start(
+            config,
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
+            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+            KERAS_DISTRIBUTION_PROCESS_ID=str(i),
+        )
+        for i in range(2)
+    ]
+    try:
+        chief, worker = (_finish(p) for p in processes)
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    assert "worker 1: training done" in worker, worker[-2000:]
+    run_dir = only_run_dir(config.parent)
+    runtime = json.loads((run_dir / "run.json").read_text())["runtime"]
+    assert runtime["distribution"] == "data_parallel" and runtime["replicas"] == 2
+    assert runtime["launcher"]["launcher"] == "keras" and runtime["launcher"]["processes"] == 2
+    diff = _max_diff(h5_arrays(jax_single_device / WEIGHTS), h5_arrays(run_dir / WEIGHTS))
+    print(f"JAX 2 processes vs one device: max |diff| {diff:.2e}")
+    assert diff <= MATCH
 
 
 def test_mixed_precision_trains_in_16_bits_and_exports_float32(

@@ -3,8 +3,6 @@ and the reason it gives, batch and learning-rate scaling, backend refusals, TPU 
 detection from the environment, and the TPU path with fakes. (The strategies training on CPU
 stand-ins: tests/system/test_distribution.py.)"""
 
-import json
-
 import pytest
 
 from ftk.config import Config, RuntimeConfig, load_config
@@ -14,7 +12,6 @@ from ftk.runtime.distribute import (
     Devices,
     choose,
     choose_precision,
-    cluster_workers,
     scaled,
     tpu_present,
 )
@@ -141,12 +138,7 @@ def test_tpu_and_cluster_detection_read_only_the_environment(tmp_path):
     assert tpu_present({"TPU_NAME": "my-tpu"}, globs=())
     (tmp_path / "accel0").touch()
     assert tpu_present({}, globs=(str(tmp_path / "accel[0-9]*"),))
-    tf_config = {"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, "task": {}}
-    assert cluster_workers({"TF_CONFIG": json.dumps(tf_config)}) == 3
-    assert cluster_workers({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}) == 2
-    assert cluster_workers({}) == 1
-    with pytest.raises(ConfigError, match="TF_CONFIG is not valid JSON"):
-        cluster_workers({"TF_CONFIG": "{nope"})
+    # (the launchers' variables: tests/unit/runtime/test_cluster.py)
 
 
 def test_tpu_path_runs_without_any_cluster_resolver(monkeypatch):
