@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
-DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker", "tpu", "data_parallel")
+DISTRIBUTIONS = (
+    "auto",
+    "none",
+    "mirrored",
+    "multi_worker",
+    "tpu",
+    "data_parallel",
+    "model_parallel",
+)
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCALING = ("none", "linear", "sqrt")
 DATA_FORMATS = ("folder", "csv", "tfds")
@@ -78,8 +86,12 @@ class RunConfig:
     """What the project does. Every other key of the file is one this task reads: another
     task's key is an error, not silently ignored."""
     run_dir: str = "runs"
-    """Each run writes into `<run_dir>/<timestamp>/`: the resolved config, checkpoints, logs,
-    metrics and the report."""
+    """Each run writes into `<run_dir>/<timestamp>/` (or `<run_dir>/<run_id>/`): the resolved
+    config, checkpoints, logs, metrics and the report."""
+    run_id: str = ""
+    """A stable name instead of a timestamp (the launch files set the job's name): started
+    again, as an engine restarts a pod, the run continues from its last finished epoch; a
+    finished run of that name is an error, never overwritten. `""` = a new run every time."""
     seed: int = 42
     """Seed for the data splits, shuffling, augmentation and the head's initialisation (≥ 0)."""
     quiet: bool = False
@@ -101,7 +113,9 @@ class RuntimeConfig:
     """Devices: `auto` (a TPU if there is one, else data parallelism over several GPUs, else one
     device; the log says what it chose and why), `none` (one device), `mirrored` (TensorFlow:
     this machine's GPUs), `multi_worker` (TensorFlow: several machines, from `TF_CONFIG`), `tpu`
-    (TensorFlow or JAX), `data_parallel` (JAX). torch takes `auto` or `none` only."""
+    (TensorFlow or JAX), `data_parallel` (JAX), `model_parallel` (JAX: weights split with the
+    backbone's layout map). Processes started by a launcher join with `auto`
+    (docs/scale-out.md). torch takes `auto` or `none` only."""
     precision: str = "auto"
     """`auto` is `mixed_bfloat16` on TPUs and on GPUs of compute capability 8.0+,
     `mixed_float16` on 7.x; on CPUs `mixed_bfloat16` where it was measured faster for the
@@ -117,6 +131,10 @@ class RuntimeConfig:
     cpu_devices: int = 0
     """Split the CPU into this many devices (TensorFlow logical devices, JAX host devices) to try
     `mirrored` or `data_parallel` without GPUs; `0` = as found (0–64)."""
+    model_devices: int = 0
+    """With `distribution = "model_parallel"`: how many devices share one copy of the weights
+    (the mesh's `model` axis); the others form the `data` axis. `0` = every device (2–64, a
+    divisor of the device count)."""
     tpu: str = ""
     """With `distribution = "tpu"` on TensorFlow: the TPU's name or `grpc://` address; `""` =
     this TPU VM."""

@@ -58,7 +58,7 @@ def _validate_runtime(config: Config, fail) -> None:
     )
     allowed = {  # what each backend can run (ftk.runtime.distribute)
         "tensorflow": ("auto", "none", "mirrored", "multi_worker", "tpu"),
-        "jax": ("auto", "none", "data_parallel", "tpu"),
+        "jax": ("auto", "none", "data_parallel", "model_parallel", "tpu"),
         "torch": ("auto", "none"),
     }.get(config.runtime.backend, DISTRIBUTIONS)
     if config.runtime.distribution not in allowed:
@@ -68,6 +68,8 @@ def _validate_runtime(config: Config, fail) -> None:
         )
     if not 0 <= config.runtime.cpu_devices <= 64:
         fail("runtime.cpu_devices", "between 0 (as found) and 64")
+    if config.runtime.model_devices == 1 or not 0 <= config.runtime.model_devices <= 64:
+        fail("runtime.model_devices", "0 (every device) or between 2 and 64")
 
 
 def _validate_model(config: Config, fail) -> None:
@@ -123,6 +125,9 @@ def _validate_train(config: Config, fail) -> None:
 def _validate_run(config: Config, fail) -> None:
     if config.run.seed < 0:
         fail("run.seed", ">= 0")
+    run_id = config.run.run_id
+    if run_id and not (NAME_RE.match(run_id) and len(run_id) <= 100):
+        fail("run.run_id", f"empty (a timestamp) or a name of {NAME_HELP}, at most 100 characters")
     if not 0 <= config.run.report_mistakes <= MAX_REPORT_MISTAKES:
         fail("run.report_mistakes", f"in [0, {MAX_REPORT_MISTAKES}]")
 

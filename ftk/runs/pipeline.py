@@ -30,7 +30,9 @@ from ftk.runs.dirs import (
     check_resumable,
     discard_if_unused,
     load_run_config,
+    named_dir,
     new_run_dir,
+    restart_dir,
     save_run_config,
 )
 from ftk.runs.files import RunFiles
@@ -109,7 +111,23 @@ def start(config: Config, resume: Path | None, verbose) -> Run:
         logger.info("Resuming %s", resume)
     state = Run(config=config, user_config=config, resume=resume, verbose=verbose)
     state.runtime, state.config = setup_runtime(config)  # before any TF or JAX computation
+    if resume is None and config.run.run_id:
+        _restarted(state)
     return state
+
+
+def _restarted(state: Run) -> None:
+    """A run named by `run.run_id` that an earlier start of this process left unfinished (its
+    engine restarted the pod or task): continue it from its last finished epoch."""
+    runtime = state.runtime
+    worker = None if runtime.is_chief else runtime.worker_index
+    state.resume = restart_dir(state.user_config, named_dir(state.user_config, worker))
+    if state.resume is not None:
+        logger.info(
+            "Run %r was started before: continuing %s from its last finished epoch",
+            state.config.run.run_id,
+            state.resume,
+        )
 
 
 def load_inputs(state: Run, load_data: LoadData | None) -> None:

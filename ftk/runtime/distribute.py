@@ -264,11 +264,15 @@ class Runtime:
 
 
 def worker_dir(config: Config, index: int, fresh: bool):
-    """Where a non-chief worker trains: `<run.run_dir>/.workers/<index>/`, emptied for a new
-    run (it holds only that worker's copies of the chief's checkpoints) and kept for --resume."""
+    """Where a non-chief worker trains: `<run.run_dir>/.workers/<index>/` (with `run.run_id`:
+    `.workers/<run_id>/<index>/`), emptied for a new run (it holds only that worker's copies of
+    the chief's checkpoints) and kept for --resume or a restart."""
     import shutil
 
-    path = config.resolve_path(config.run.run_dir) / WORKERS_DIR / str(index)
+    from ftk.runs.dirs import named_dir
+
+    root = config.resolve_path(config.run.run_dir) / WORKERS_DIR
+    path = named_dir(config, index) if config.run.run_id else root / str(index)
     if fresh and path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)

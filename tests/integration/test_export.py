@@ -183,6 +183,35 @@ def test_crashed_run_resumes_from_its_last_epoch(
     assert phases[0]["trainable_parameters"] is None  # finished before the crash: not rerun
 
 
+def test_a_named_run_started_again_continues_where_it_stopped(
+    tiny_preset, tiny_csv, tmp_path, monkeypatch, caplog
+):
+    """`run.run_id` (what the generated launch files set): the same command started again, as an
+    engine restarts a pod, continues the run from its last finished epoch; started once more
+    after it finished, it refuses; with another config, it refuses."""
+    path = write_tiny_config(tmp_path, tiny_preset, tiny_csv)
+    overrides = ['export.export_dir=""', "recipe.name=two_phase", "run.run_id=job-7"]
+    config = load_config(path, overrides)
+    with power_cut_after_epoch(1), pytest.raises(RuntimeError, match="power cut"):
+        runner.run(config, verbose=0)
+    run_dir = tmp_path / "runs" / "job-7"
+    assert (run_dir / "run.json").is_file()
+    with pytest.raises(ConfigError, match="job-7.*started with another config.*--resume"):
+        runner.run(load_config(path, [*overrides, "train.learning_rate=0.1"]), verbose=0)
+
+    monkeypatch.setattr(logging.getLogger("ftk"), "propagate", True)
+    with caplog.at_level(logging.INFO, logger="ftk"):
+        summary = runner.run(config, verbose=0)
+    assert "Run 'job-7' was started before: continuing" in caplog.text
+    assert "resumed after epoch 2: epochs 3-4 remain" in caplog.text
+    assert summary["run_dir"] == str(run_dir)
+    with (run_dir / "history.csv").open() as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2, 3]
+    with pytest.raises(ConfigError, match=r"run.run_id='job-7' .*this run finished"):
+        runner.run(config, verbose=0)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["job-7"]
+
+
 def test_online_preset_offline_fails_fast_and_leaves_no_run(tiny_csv, tmp_path, monkeypatch):
     import time
 
