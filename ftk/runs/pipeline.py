@@ -212,10 +212,17 @@ def train(state: Run) -> None:
     config, task, runtime, splits = state.config, state.task, state.runtime, state.splits
     if len(splits.validation):
         state.val_ds = task.dataset(splits.validation, config, False)
-    with runtime.scope():
+    with runtime.scope(state.info.location):
         state.model = build_model(task, state.info, config, state.labels)
-        if runtime.is_chief and not (runtime.jax_distribution and runtime.cluster.multi_process):
-            _measure_before(state)  # JAX across processes: every process would have to join
+        if runtime.mesh is not None:
+            from ftk.runtime.model_parallel import log_placement
+
+            state.results["placement"] = log_placement(state.model)
+    # Outside the distribution: keras-hub's generate would split its few prompts over the mesh.
+    # (JAX across processes: every process would have to join; not measured.)
+    if runtime.is_chief and not (runtime.jax_distribution and runtime.cluster.multi_process):
+        _measure_before(state)
+    with runtime.scope(state.info.location):
         trained = train_phases(
             state.model,
             runtime.train_data(task.dataset(splits.train, config, True), len(splits.train)),

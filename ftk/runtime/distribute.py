@@ -161,9 +161,16 @@ class Runtime:
     learning_rate_factor: float = 1.0
     cluster: Cluster = field(default_factory=Cluster)
 
+    mesh: object | None = field(default=None, repr=False)  # model_parallel's device mesh
+
     @property
     def distributed(self) -> bool:
         return self.strategy is not None or self.jax_distribution is not None
+
+    @property
+    def jax_parallel(self) -> bool:
+        """JAX over several devices: every batch is split evenly over the batch axis."""
+        return self.backend == "jax" and self.distribution != "none"
 
     def to_json(self) -> dict:
         return {
@@ -180,10 +187,16 @@ class Runtime:
         }
 
     @contextlib.contextmanager
-    def scope(self):
+    def scope(self, location: str = ""):
         """Where models are built and trained: the strategy or JAX distribution, and the
-        dtype policy."""
+        dtype policy. Model parallelism places the backbone of the preset at `location` with
+        its layout map."""
         import keras
+
+        if self.mesh is not None and self.jax_distribution is None:
+            from ftk.runtime.model_parallel import distribution
+
+            self.jax_distribution = distribution(location, self.mesh)
 
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.precision)
@@ -230,7 +243,7 @@ class Runtime:
             # TPUs want static shapes: the last partial batch is dropped.
             return ds.rebatch(self.global_batch_size, drop_remainder=True)
         drop = count % self.global_batch_size % self.replicas
-        if self.jax_distribution is None or not drop:
+        if not self.jax_parallel or not drop:
             return self._own_slice(ds)
         # JAX splits every batch evenly over the devices: the last batch loses `drop` (<
         # replicas) examples, different ones each epoch as the data is reshuffled.
@@ -250,13 +263,13 @@ class Runtime:
         loss is divided by its padded size)."""
         if self.distribution == "multi_worker":
             return ds.with_options(_shard_by_data())
-        if self.jax_distribution is None or count % self.replicas == 0:
+        if not self.jax_parallel or count % self.replicas == 0:
             return self._own_slice(ds)
         return self._own_slice(_pad_last_batch(ds, self.global_batch_size, -count % self.replicas))
 
     def _own_slice(self, ds):
         """JAX across processes: this process's slice of every global batch."""
-        if self.jax_distribution is None or not self.cluster.multi_process:
+        if not self.jax_parallel or not self.cluster.multi_process:
             return ds
         from ftk.runtime.jax_parallel import process_slice
 
@@ -288,11 +301,19 @@ def _shard_by_data():
 
 
 def _pad_last_batch(ds, batch_size: int, pad: int):
+    """`ds` (batches of `(x, y)` or `(x, y, weights)`) with `pad` copies of its first example
+    of weight 0 after the last one."""
     import tensorflow as tf
 
-    weighted = ds.unbatch().map(lambda x, y: (x, y, tf.ones((), tf.float32)))
-    padding = ds.unbatch().take(1).map(lambda x, y: (x, y, tf.zeros((), tf.float32)))
-    return weighted.concatenate(padding.repeat(pad)).batch(batch_size)
+    def weighted(scale):
+        def add(x, y, w=None):
+            return x, y, (tf.ones((), tf.float32) if w is None else tf.cast(w, tf.float32)) * scale
+
+        return add
+
+    examples = ds.unbatch()
+    padding = examples.take(1).map(weighted(0.0)).repeat(pad)
+    return examples.map(weighted(1.0)).concatenate(padding).batch(batch_size)
 
 
 def detect(backend: str, environ=os.environ, cluster: Cluster | None = None) -> Devices:
@@ -388,7 +409,7 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
     cluster = detect_cluster(environ)
     check_backend(cluster, backend)
     logger.info("Launcher: %s", cluster.found)
-    if backend == "jax" and runtime_config.distribution in ("auto", "data_parallel", "tpu"):
+    if backend == "jax" and runtime_config.distribution != "none":
         from ftk.runtime.jax_parallel import join
 
         join(cluster)  # several processes (hosts) join one device mesh: before JAX starts
@@ -409,6 +430,12 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
         runtime.strategy, runtime.replicas, runtime.is_chief, runtime.worker_index = _tf_strategy(
             kind, runtime_config, environ
         )
+    elif kind == "model_parallel":
+        from ftk.runtime.model_parallel import device_mesh
+
+        runtime.mesh = device_mesh(runtime_config.model_devices)
+        runtime.replicas = runtime.mesh.shape[0]  # the batch axis splits every batch
+        runtime.is_chief, runtime.worker_index = cluster.index == 0, cluster.index
     elif backend == "jax" and kind != "none":
         from ftk.runtime.jax_parallel import data_parallel
 
