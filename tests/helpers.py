@@ -284,6 +284,16 @@ BAKED_FILES = {
     "tests/test_project.py",
     "serving/models.config",
     "serving/docker-compose.yml",
+    *(
+        f"launch/{name}"
+        for name in (
+            "Dockerfile",
+            "shared-volume.yaml",
+            "slurm.sbatch",
+            "tfjob.yaml",
+            "trainjob.yaml",
+        )
+    ),
 }
 
 

