@@ -23,3 +23,7 @@ class ExportError(FtkError, RuntimeError):
 
 class VerificationError(ExportError):
     """An exported model does not match the Keras model it came from."""
+
+
+class ClusterError(FtkError, RuntimeError):
+    """Another process of a multi-process job stopped, or the job's environment is wrong."""

@@ -81,9 +81,12 @@ def run(
     try:
         cross_validate(state)
         train(state)
-    except BaseException:
+    except BaseException as error:
         if state.resume is None and discard_if_unused(state.files.root):
             logger.info("Removed %s: the run stopped before its first batch", state.files.root)
+        lost = state.runtime.lost_peer(error)
+        if lost is not None:
+            raise lost from error
         raise
     if not state.runtime.is_chief:
         return worker_done(state)

@@ -13,7 +13,7 @@ def set_backend(backend: str, cpu_devices: int = 0) -> None:
     """Select `backend` for Keras. Must run before the first `import keras`.
 
     `cpu_devices` (`runtime.cpu_devices`) > 0 makes JAX show that many host devices (XLA's
-    `--xla_force_host_platform_device_count`); TensorFlow's are set in `ftk.runtime.distribute`.
+    `--xla_force_host_platform_device_count`); TensorFlow's are set in `ftk.runtime.tf_strategy`.
 
     Example:
 

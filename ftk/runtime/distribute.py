@@ -39,7 +39,7 @@ import os
 from dataclasses import dataclass, field
 
 from ftk.config import Config
-from ftk.errors import ConfigError
+from ftk.errors import ClusterError, ConfigError
 from ftk.runtime.cluster import Cluster, check_backend, detect_cluster
 from ftk.runtime.cpu import CpuInfo, cpu_info, cpu_precision
 from ftk.tasks.registry import get_task
@@ -160,6 +160,7 @@ class Runtime:
     global_batch_size: int = 0
     learning_rate_factor: float = 1.0
     cluster: Cluster = field(default_factory=Cluster)
+    run_id: str = ""
 
     mesh: object | None = field(default=None, repr=False)  # model_parallel's device mesh
 
@@ -223,6 +224,26 @@ class Runtime:
         logger.info("Waiting for every worker (and the chief's export) to finish")
         context.context().wait_at_barrier("ftk_run_finished", FINISH_TIMEOUT_MS)
 
+    def lost_peer(self, error: BaseException) -> ClusterError | None:
+        """What to tell the user when training failed because another process of the job
+        stopped (TensorFlow's collectives and JAX's coordinator report it as missed
+        heartbeats); `None` for any other error."""
+        text = str(error)
+        first = text.strip().splitlines()[0][:300] if text.strip() else type(error).__name__
+        if not self.cluster.multi_process or not any(
+            word in text.lower() for word in ("heartbeat", "unhealthy", "unavailable", "aborted")
+        ):
+            return None
+        run_id = self.run_id
+        again = (
+            f"Start every process again with run.run_id={run_id!r}: the run continues from its "
+            "last finished epoch"
+            if run_id
+            else "Set run.run_id (the generated launch files do) so that a restarted job "
+            "continues this run from its last finished epoch"
+        )
+        return ClusterError(f"Another process of this job stopped ({first}). {again}.")
+
     def deployable(self, model, build):
         """`model` itself, or (distributed or mixed precision) a float32 copy on one device,
         built by `build()` outside the scope: what is evaluated, exported and verified."""
@@ -237,8 +258,10 @@ class Runtime:
         """The training dataset (`count` examples) as this distribution needs it."""
         import tensorflow as tf
 
+        from ftk.runtime.tf_strategy import shard_by_data
+
         if self.distribution == "multi_worker":
-            return ds.with_options(_shard_by_data())
+            return ds.with_options(shard_by_data())
         if self.distribution == "tpu" and self.strategy is not None:
             # TPUs want static shapes: the last partial batch is dropped.
             return ds.rebatch(self.global_batch_size, drop_remainder=True)
@@ -261,8 +284,10 @@ class Runtime:
         data parallelism the last batch is padded to a multiple of the devices with examples of
         weight 0 (they add nothing to the accuracy or to the loss's sum, though that batch's mean
         loss is divided by its padded size)."""
+        from ftk.runtime.tf_strategy import shard_by_data
+
         if self.distribution == "multi_worker":
-            return ds.with_options(_shard_by_data())
+            return ds.with_options(shard_by_data())
         if not self.jax_parallel or count % self.replicas == 0:
             return self._own_slice(ds)
         return self._own_slice(_pad_last_batch(ds, self.global_batch_size, -count % self.replicas))
@@ -290,14 +315,6 @@ def worker_dir(config: Config, index: int, fresh: bool):
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _shard_by_data():
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return options
 
 
 def _pad_last_batch(ds, batch_size: int, pad: int):
@@ -345,62 +362,6 @@ def detect(backend: str, environ=os.environ, cluster: Cluster | None = None) -> 
     return Devices(tpu=tpu, gpus=gpus, gpu_capability=capability, workers=workers)
 
 
-def _split_cpu(count: int) -> None:
-    """TensorFlow: `count` logical CPU devices (before TensorFlow initialises its devices)."""
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * count
-        )
-    except RuntimeError:  # already initialised: fine if it already has them
-        if len(tf.config.list_logical_devices("CPU")) != count:
-            raise ConfigError(
-                f"runtime.cpu_devices={count} must be set before TensorFlow starts (run in a "
-                "fresh process)."
-            ) from None
-
-
-def tpu_cluster_resolver(name: str):
-    """TensorFlow's TPU cluster resolver (tests replace this: it may call a metadata server)."""
-    import tensorflow as tf
-
-    return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name or "local")
-
-
-def _tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool, int]:
-    """(strategy, replicas, is chief, worker index)."""
-    import tensorflow as tf
-
-    from ftk.runtime.keras_fixes import patch_distributed_fit
-
-    if kind == "mirrored":
-        if runtime_config.cpu_devices:
-            _split_cpu(runtime_config.cpu_devices)
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
-        chief, index = True, 0
-    elif kind == "multi_worker":
-        if not environ.get("TF_CONFIG"):
-            raise ConfigError(
-                "runtime.distribution='multi_worker' reads the cluster from the TF_CONFIG "
-                "environment variable, which is not set (see docs/backends.md: 'Several machines')."
-            )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        index = detect_cluster(environ).index
-        chief = index == 0
-    else:  # tpu
-        resolver = tpu_cluster_resolver(runtime_config.tpu)
-        if runtime_config.tpu not in ("", "local"):
-            tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        strategy = tf.distribute.TPUStrategy(resolver)
-        chief, index = True, 0
-    patch_distributed_fit()
-    return strategy, strategy.num_replicas_in_sync, chief, index
-
-
 def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
     """Resolve `[runtime]` for this process (call before any TensorFlow/JAX computation), log
     what was chosen and why, and return it with the config scaled for the replicas."""
@@ -425,9 +386,19 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
     precision, precision_reason = choose_precision(
         runtime_config.precision, kind, devices, backend, compute
     )
-    runtime = Runtime(backend, kind, reason, precision, precision_reason, cluster=cluster)
+    runtime = Runtime(
+        backend,
+        kind,
+        reason,
+        precision,
+        precision_reason,
+        cluster=cluster,
+        run_id=config.run.run_id,
+    )
     if backend == "tensorflow" and kind != "none":
-        runtime.strategy, runtime.replicas, runtime.is_chief, runtime.worker_index = _tf_strategy(
+        from ftk.runtime.tf_strategy import tf_strategy
+
+        runtime.strategy, runtime.replicas, runtime.is_chief, runtime.worker_index = tf_strategy(
             kind, runtime_config, environ
         )
     elif kind == "model_parallel":

@@ -82,7 +82,6 @@ def callbacks(
     files = RunFiles(run_dir)
     files.checkpoints.mkdir(parents=True, exist_ok=True)
     out = [
-        BackupAndRestore(str(files.root / backup)),
         keras.callbacks.ModelCheckpoint(
             str(files.checkpoints / f"epoch{{epoch:03d}}-{monitor}{{{monitor}:.6f}}.weights.h5"),
             monitor=monitor,
@@ -101,6 +100,9 @@ def callbacks(
                 restore_best_weights=True,
             )
         )
+    # Last: an epoch counts as done for a restart only once its checkpoint and its history row
+    # are written (a process killed in between would otherwise resume without that row).
+    out.append(BackupAndRestore(str(files.root / backup)))
     return out
 
 

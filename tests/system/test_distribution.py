@@ -131,6 +131,64 @@ def test_multi_worker_two_local_workers_match_one_device(
     assert export["savedmodel_max_abs_diff"] <= 1e-5 and export["onnx_max_abs_diff"] <= 1e-5
 
 
+def test_a_killed_worker_restarted_continues_the_run(still_preset, tmp_path):
+    """Two TF workers of a run named by `run.run_id` (as the launch files name it): one is
+    killed mid-epoch; the other stops within seconds saying how to continue; both started again
+    (as a TFJob restarts its pods) continue from the last finished epoch, none repeated or
+    lost."""
+    import csv
+    import signal
+    import time
+
+    from helpers import make_rows, write_csv
+
+    from ftk.tuning.distributed import free_port
+
+    data = write_csv(tmp_path / "train.csv", make_rows(200))  # ~50 steps an epoch: time to kill
+    config = _write_config(tmp_path / "p", still_preset, data, 'distribution = "multi_worker"')
+    text = config.read_text().replace("epochs = 2", "epochs = 4")
+    config.write_text(text.replace("[run]\n", '[run]\nrun_id = "job-1"\n'), encoding="utf-8")
+    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
+    envs = [
+        {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        for i in range(2)
+    ]
+    run_dir = tmp_path / "p" / "runs" / "job-1"
+    backup = run_dir / "backup" / "0-finetune" / "training_metadata.json"
+    first = [_start(config, **env) for env in envs]
+    try:
+        started = time.monotonic()
+        while not backup.exists() and time.monotonic() - started < TIMEOUT:
+            assert first[0].poll() is None, first[0].communicate()[0][-3000:]
+            time.sleep(0.1)
+        first[1].send_signal(signal.SIGKILL)  # mid-epoch 2
+        killed = time.monotonic()
+        out, _ = first[0].communicate(timeout=120)
+        waited = time.monotonic() - killed
+    finally:
+        for p in first:
+            if p.poll() is None:
+                p.kill()
+    assert first[0].returncode == 2, out[-3000:]
+    assert "Another process of this job stopped" in out and "run.run_id='job-1'" in out
+    print(f"the chief stopped {waited:.1f} s after the worker was killed")
+
+    time.sleep(2)  # an engine takes seconds to restart pods; the ports are the same
+    again = [_start(config, **env) for env in envs]
+    try:
+        outs = [p.communicate(timeout=TIMEOUT)[0] for p in again]
+        assert [p.returncode for p in again] == [0, 0], "\n---\n".join(o[-3000:] for o in outs)
+    finally:
+        for p in again:
+            if p.poll() is None:
+                p.kill()
+    with (run_dir / "history.csv").open() as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2, 3], epochs  # none repeated, none lost
+    assert (run_dir / "model.weights.h5").is_file() and (run_dir / "summary.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "p" / "runs").iterdir()) == [".workers", "job-1"]
+
+
 def _jax_config(directory: Path, preset, data, runtime: str) -> Path:
     config = _write_config(directory, preset, data, runtime)
     config.write_text(config.read_text().replace('"tensorflow"', '"jax"'), encoding="utf-8")

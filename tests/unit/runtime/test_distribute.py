@@ -149,7 +149,7 @@ def test_tpu_path_runs_without_any_cluster_resolver(monkeypatch):
     import tensorflow as tf
 
     import ftk.runtime.distribute as distribute
-    from ftk.runtime import keras_fixes
+    from ftk.runtime import keras_fixes, tf_strategy
 
     calls = []
 
@@ -165,7 +165,7 @@ def test_tpu_path_runs_without_any_cluster_resolver(monkeypatch):
             return contextlib.nullcontext()
 
     monkeypatch.setattr(
-        distribute, "tpu_cluster_resolver", lambda name: calls.append(("resolver", name)) or "R"
+        tf_strategy, "tpu_cluster_resolver", lambda name: calls.append(("resolver", name)) or "R"
     )
     monkeypatch.setattr(
         tf.config, "experimental_connect_to_cluster", lambda r: calls.append(("connect", r))
