@@ -587,6 +587,34 @@ class Bench:
             )
         )
 
+    def row11(self) -> None:
+        p = self.p
+        argv = [f"--warmup={p.lm_warmup}", f"--steps={p.lm_steps}", f"--repeats={p.repeats}"]
+        runs = {
+            layout: self.worker(f"11-parallel-{layout}", "parallel", [layout, *argv], p.timeout)
+            for layout in ("one", "data2", "model2")
+        }
+        rates = {k: [r["steps_s"] for r in v if "rep" in r] for k, v in runs.items()}
+        summary = {k: next(r for r in v if r.get("summary")) for k, v in runs.items()}
+        for layout, what in (("data2", "data parallel"), ("model2", "model parallel")):
+            # step time ÷ one device's = one device's steps/s ÷ this layout's
+            ratios = paired(rates["one"], rates[layout], lambda one, other: one / other)
+            mb = summary[layout]["weights_mb_per_device"]
+            self.lines.append(
+                Line(
+                    11,
+                    f"JAX {what} on 2 host CPU devices ÷ 1 device: step time, same global batch "
+                    "(SmolLM2-135M, LoRA rank 4, batch 4, 128 tokens, float32; on a CPU the "
+                    "devices share the cores: overhead, not speed-up)",
+                    ratios,
+                    details=f"1 device {med(rates['one']):.3f} steps/s, {layout} "
+                    f"{med(rates[layout]):.3f} steps/s"
+                    + (f"; weights per device (MB): {mb}" if mb else "")
+                    + f"; peak RSS {summary[layout]['peak_rss_mb']:.0f} MB vs "
+                    f"{summary['one']['peak_rss_mb']:.0f} MB",
+                )
+            )
+
     def lm_sides(self, row: int, mode: str, argv, precision: str, metric: str, name, goal=""):
         """Row `row`'s two `bench.causal_lm` workers, `<mode>-ftk` then `<mode>-hf`, with the
         same `argv` at `precision`: (ftk's `metric` per repetition, HF's, ftk's summary, HF's,
@@ -618,6 +646,9 @@ class Bench:
 
     def counts(self, warmup: int, steps: int) -> list[str]:
         return [f"--warmup={warmup}", f"--steps={steps}", f"--repeats={self.p.repeats}"]
+
+
+ALL_ROWS = list(range(1, 12))
 
 
 def export_task(path: Path) -> str:
@@ -736,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repetition, tiny step counts")
     parser.add_argument(
-        "--rows", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated (default all)"
+        "--rows", default=",".join(map(str, ALL_ROWS)), help="comma-separated (default all)"
     )
     parser.add_argument("--repeats", type=int, help="repetitions per measurement (default 3)")
     parser.add_argument("--export-dir", help="row 5: time this export instead of building one")
@@ -753,9 +784,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = sorted({int(r) for r in args.rows.split(",") if r.strip()})
     except ValueError:
-        parser.error(f"--rows takes numbers 1-10. Received: {args.rows!r}")
-    if not rows or any(r not in range(1, 11) for r in rows):
-        parser.error(f"--rows takes numbers 1-10. Received: {args.rows!r}")
+        parser.error(f"--rows takes numbers 1-{ALL_ROWS[-1]}. Received: {args.rows!r}")
+    if not rows or any(r not in ALL_ROWS for r in rows):
+        parser.error(f"--rows takes numbers 1-{ALL_ROWS[-1]}. Received: {args.rows!r}")
 
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     bake_projects()
@@ -774,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.lines.sort(key=lambda line: line.row)
 
     name = time.strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
-    if rows != list(range(1, 11)):
+    if rows != ALL_ROWS:
         name += "-rows" + "-".join(map(str, rows))
     out = args.out or RESULTS / f"{name}.md"
     text = report(bench, started, load_before, "quick" if args.quick else "full")
