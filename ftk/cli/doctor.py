@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ftk.config import BACKENDS
 from ftk.errors import FtkError
+from ftk.runtime.cluster import detect_cluster
 from ftk.runtime.cpu import CpuInfo, cpu_info, cpu_precision
 from ftk.runtime.parent import child_env
 from ftk.runtime.probe import PREFIX
@@ -64,13 +65,14 @@ def machine_lines(cpu: CpuInfo, task_name: str, compute: str, backends: dict[str
         "backends:  "
         + (", ".join(f"{b} {v}" for b, v in backends.items()) or "none installed")
         + f"; missing: {', '.join(b for b in BACKENDS if b not in backends) or 'none'}",
+        f"launcher:  {detect_cluster().found}",
         f"task:      {task_name} (a {compute}, for the CPU precision choice)",
         'runtime.precision = "auto" would train in:',
     ]
     for backend in backends:
         precision, why = cpu_precision(backend, compute, cpu)
         if gpus:
-            why = "a GPU is present: the GPU decides (see docs/hardware.md); on the CPU: " + why
+            why = "a GPU is present: the GPU decides (see docs/backends.md); on the CPU: " + why
         lines.append(f"  {backend:<10} {precision:<15} {why}")
     return lines
 

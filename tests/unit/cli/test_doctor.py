@@ -15,12 +15,15 @@ AMX = CpuInfo("Intel Xeon", 2, ("avx2", "avx512f", "avx512_bf16", "amx_tile", "a
 
 def test_machine_lines_say_what_auto_picks_per_backend(monkeypatch):
     monkeypatch.setattr("ftk.cli.doctor.gpu_devices", lambda: [])
+    for name in ("TF_CONFIG", "JAX_NUM_PROCESSES", "SLURM_JOB_ID", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
     lines = machine_lines(
         AMX, "text_classification", "text_encoder", {"tensorflow": "2.21", "torch": "2.13"}
     )
     text = "\n".join(lines)
     assert lines[0].startswith("CPU:       Intel Xeon, 2 cores; AVX2, AVX-512, AVX512-BF16")
     assert "missing: jax" in text and "GPU:       none found" in text
+    assert "launcher:  no launcher variables: one process" in text
     tf_line = next(line for line in lines if line.strip().startswith("tensorflow"))
     assert "mixed_bfloat16" in tf_line and "AMX-BF16" in tf_line and "1.49x" in tf_line
 
