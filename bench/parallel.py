@@ -6,7 +6,8 @@ way a run does it (`setup_runtime`, the runtime's scope and its `train_data`):
 
 - `one`: one device (`runtime.distribution = "none"`);
 - `data2`: `DataParallel` over 2 host devices (`runtime.cpu_devices = 2`);
-- `model2`: `ModelParallel` with the Llama layout map over 2 host devices.
+- `model3`: `ModelParallel` with the Llama layout map over 3 host devices (SmolLM2-135M's 9
+  attention heads and 3 KV heads split in 3, not in 2).
 
 On a CPU the "devices" share the same cores, so the ratios show the overhead of splitting, not a
 speed-up; on a GPU machine they measure the real thing.
@@ -24,7 +25,8 @@ from bench.common import block_rates, emit, peak_rss_mb, quiet_logs
 LAYOUTS = {
     "one": ["runtime.distribution=none"],
     "data2": ["runtime.distribution=data_parallel", "runtime.cpu_devices=2"],
-    "model2": ["runtime.distribution=model_parallel", "runtime.cpu_devices=2"],
+    # SmolLM2-135M's 9 attention heads (3 KV heads) split in 3, not in 2.
+    "model3": ["runtime.distribution=model_parallel", "runtime.cpu_devices=3"],
 }
 
 

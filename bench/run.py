@@ -592,18 +592,18 @@ class Bench:
         argv = [f"--warmup={p.lm_warmup}", f"--steps={p.lm_steps}", f"--repeats={p.repeats}"]
         runs = {
             layout: self.worker(f"11-parallel-{layout}", "parallel", [layout, *argv], p.timeout)
-            for layout in ("one", "data2", "model2")
+            for layout in ("one", "data2", "model3")
         }
         rates = {k: [r["steps_s"] for r in v if "rep" in r] for k, v in runs.items()}
         summary = {k: next(r for r in v if r.get("summary")) for k, v in runs.items()}
-        for layout, what in (("data2", "data parallel"), ("model2", "model parallel")):
+        for layout, what in (("data2", "data parallel on 2"), ("model3", "model parallel on 3")):
             # step time ÷ one device's = one device's steps/s ÷ this layout's
             ratios = paired(rates["one"], rates[layout], lambda one, other: one / other)
             mb = summary[layout]["weights_mb_per_device"]
             self.lines.append(
                 Line(
                     11,
-                    f"JAX {what} on 2 host CPU devices ÷ 1 device: step time, same global batch "
+                    f"JAX {what} host CPU devices ÷ 1 device: step time, same global batch "
                     "(SmolLM2-135M, LoRA rank 4, batch 4, 128 tokens, float32; on a CPU the "
                     "devices share the cores: overhead, not speed-up)",
                     ratios,

@@ -210,6 +210,14 @@ class Runtime:
                     yield
             else:
                 yield
+        except Exception as error:
+            if self.mesh is not None:
+                from ftk.runtime.model_parallel import explain_indivisible
+
+                explained = explain_indivisible(error, self.mesh)
+                if explained is not None:
+                    raise explained from error
+            raise
         finally:
             keras.config.set_dtype_policy(previous)
 

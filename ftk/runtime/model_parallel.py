@@ -72,6 +72,26 @@ def distribution(location: str, mesh):
     )
 
 
+def explain_indivisible(error: BaseException, mesh) -> ConfigError | None:
+    """The error to show when a weight cannot be split over the mesh's `model` axis (JAX wants
+    every split dimension divisible: SmolLM2-135M's 9 attention heads do not split in 2)."""
+    import re
+
+    text = str(error)
+    found = re.search(r"dimension size is (\d+) \(full shape: (\([^)]*\))", text)
+    if "evenly divide" not in text or not found:
+        return None
+    size, shape = int(found.group(1)), found.group(2)
+    fits = [d for d in range(2, min(size, 64) + 1) if size % d == 0]
+    return ConfigError(
+        f"A weight of shape {shape} cannot be split over the mesh {tuple(mesh.shape)} "
+        f"({AXES[0]} x {AXES[1]}): one of its dimensions is {size}. `runtime.model_devices` "
+        f"must divide it ({', '.join(map(str, fits)) or 'none fits'}), and the device count "
+        f"must be a multiple of it. Received: a model axis of {mesh.shape[1]} on "
+        f"{mesh.devices.size} devices (runtime.model_devices, 0 = every device)."
+    )
+
+
 def bytes_per_device(model) -> dict[str, int]:
     """How many bytes of `model`'s weights each device holds (its shards of every variable)."""
     totals: dict[str, int] = defaultdict(int)
