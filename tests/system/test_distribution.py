@@ -1,6 +1,7 @@
 """runtime.distribution and runtime.precision: the strategies on CPU stand-ins (2 logical CPU
-devices, 2 local workers on 127.0.0.1, 2 JAX host devices) train the same weights as one
-device; mixed precision trains and exports float32; keras#20585's workaround is still needed.
+devices, 2 JAX host devices) train the same weights as one device; a killed worker of two,
+restarted, continues its run; mixed precision trains and exports float32; keras#20585's
+workaround is still needed.
 (Choosing without devices, and the TPU path with fakes: tests/unit/runtime/test_distribute.py.)"""
 
 import json
@@ -92,43 +93,9 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(
     assert _max_diff(h5_arrays(single_device / WEIGHTS), h5_arrays(run_dir / WEIGHTS)) <= MATCH
 
 
-def test_multi_worker_two_local_workers_match_one_device(
-    single_device, still_preset, tiny_csv, tmp_path
-):
-    """Two processes on 127.0.0.1 (TF_CONFIG); the chief exports and verifies, the worker trains
-    into .workers/1 and waits for the chief; the weights match one device."""
-    from ftk.tuning.distributed import free_port
-
-    config = _write_config(
-        tmp_path / "p", still_preset, tiny_csv, 'distribution = "multi_worker"', export=True
-    )
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    processes = [
-        _start(
-            config,
-            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-        )
-        for i in range(2)
-    ]
-    try:
-        chief, worker = (_finish(p) for p in processes)
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    assert "worker 1: training done" in worker
-    assert "crashed" not in chief + worker  # the worker waited for the chief
-    run_dir = only_run_dir(config.parent)
-    runtime = json.loads((run_dir / "run.json").read_text())["runtime"]
-    assert runtime["distribution"] == "multi_worker" and runtime["replicas"] == 2
-    assert (config.parent / "runs" / ".workers" / "1" / "history.csv").is_file()
-    assert not (config.parent / "runs" / ".workers" / "1" / "model.weights.h5").exists()
-    diff = _max_diff(h5_arrays(single_device / WEIGHTS), h5_arrays(run_dir / WEIGHTS))
-    print(f"multi-worker vs one device: max |diff| {diff:.2e}")
-    assert diff <= MATCH
-    export = json.loads((run_dir / "summary.json").read_text())["export"]
-    assert export["savedmodel_max_abs_diff"] <= 1e-5 and export["onnx_max_abs_diff"] <= 1e-5
+# Two TensorFlow workers (TF_CONFIG) and two JAX processes (Kubeflow's and SLURM's variables)
+# against one device: tests/system/test_launch_files.py, which starts them from the generated
+# launch files.
 
 
 def test_a_killed_worker_restarted_continues_the_run(still_preset, tmp_path):
@@ -216,38 +183,6 @@ def test_jax_data_parallel_on_two_host_devices_matches_one_device(
     diff = _max_diff(
         h5_arrays(jax_single_device / WEIGHTS), h5_arrays(only_run_dir(two.parent) / WEIGHTS)
     )
-    assert diff <= MATCH
-
-
-def test_jax_two_processes_match_one_device(jax_single_device, still_preset, tiny_csv, tmp_path):
-    """Two JAX processes on 127.0.0.1 (CPU collectives over Gloo), joined by Keras' variables:
-    each feeds its slice of every global batch (keras-hub #1630 is why ftk shards, not Keras)."""
-    from ftk.tuning.distributed import free_port
-
-    config = _jax_config(tmp_path / "p", still_preset, tiny_csv, 'distribution = "auto"')
-    address = f"127.0.0.1:{free_port()}"
-    processes = [
-        _start(
-            config,
-            KERAS_DISTRIBUTION_JOB_ADDRESSES=address,
-            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
-            KERAS_DISTRIBUTION_PROCESS_ID=str(i),
-        )
-        for i in range(2)
-    ]
-    try:
-        chief, worker = (_finish(p) for p in processes)
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    assert "worker 1: training done" in worker, worker[-2000:]
-    run_dir = only_run_dir(config.parent)
-    runtime = json.loads((run_dir / "run.json").read_text())["runtime"]
-    assert runtime["distribution"] == "data_parallel" and runtime["replicas"] == 2
-    assert runtime["launcher"]["launcher"] == "keras" and runtime["launcher"]["processes"] == 2
-    diff = _max_diff(h5_arrays(jax_single_device / WEIGHTS), h5_arrays(run_dir / WEIGHTS))
-    print(f"JAX 2 processes vs one device: max |diff| {diff:.2e}")
     assert diff <= MATCH
 
 

@@ -29,8 +29,9 @@ def project(tmp_path_factory):
     return bake(tmp_path_factory.mktemp("launch"), project_name="Launch Demo")
 
 
-def tiny(still_preset, tiny_csv) -> list[str]:
-    """Overrides that make the baked project train the tiny model in seconds."""
+def tiny(still_preset, tiny_csv, export: bool = False) -> list[str]:
+    """Overrides that make the baked project train the tiny model in seconds (and not export,
+    unless `export`)."""
     settings = [
         f"model.preset={still_preset}",
         "model.sequence_length=16",
@@ -44,7 +45,8 @@ def tiny(still_preset, tiny_csv) -> list[str]:
         "train.early_stopping_patience=0",
         "recipe.name=single",
         "runtime.precision=float32",
-        'export.export_dir=""',
+        *([] if export else ['export.export_dir=""']),
+        "export.verify_examples=8",
     ]
     return [arg for s in settings for arg in ("--set", s)] + ["--quiet"]
 
@@ -145,7 +147,7 @@ def test_kubeflow_tfjob_runs_as_its_pods_would(
             project,
             command,
             tmp_path,
-            tiny(still_preset, tiny_csv),
+            tiny(still_preset, tiny_csv, export=True),
             TF_CONFIG=json.dumps(
                 {"cluster": cluster, "task": {"type": "worker", "index": i}, "environment": "cloud"}
             ),
@@ -154,7 +156,13 @@ def test_kubeflow_tfjob_runs_as_its_pods_would(
     ]
     chief, worker = finish_all(processes)
     assert "worker 1: training done" in worker
+    assert "crashed" not in chief + worker
     run_dir = tmp_path / "runs" / name
+    assert (tmp_path / "runs" / ".workers" / name / "1" / "history.csv").is_file()
+    assert not (tmp_path / "runs" / ".workers" / name / "1" / "model.weights.h5").exists()
+    export = json.loads((run_dir / "summary.json").read_text())["export"]
+    assert export["version_dir"].startswith(str(tmp_path / "saved_models"))
+    assert export["savedmodel_max_abs_diff"] <= 1e-5 and export["onnx_max_abs_diff"] <= 1e-5
     assert json.loads((run_dir / "run.json").read_text())["runtime"]["launcher"]["launcher"] == (
         "tf_config"
     )
