@@ -16,15 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
-DISTRIBUTIONS = (
-    "auto",
-    "none",
-    "mirrored",
-    "multi_worker",
-    "tpu",
-    "data_parallel",
-    "model_parallel",
-)
+DISTRIBUTIONS = tuple("auto none mirrored multi_worker tpu data_parallel model_parallel".split())
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCALING = ("none", "linear", "sqrt")
 DATA_FORMATS = ("folder", "csv", "tfds")
@@ -36,6 +28,7 @@ SCHEDULES = ("constant", "linear", "exponential", "cosine", "one_cycle")
 TUNE_ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
 QUANTIZE = ("none", "int8")  # model.quantize
 CHAT_TEMPLATES = ("auto", "chatml", "plain")  # model.chat_template
+CLASS_WEIGHTS = ("none", "balanced")  # train.class_weight
 SAMPLERS = ("greedy", "top_k", "top_p")  # generate.sampler
 # Keys `tune.space` may search: those of these sections, except the ones below.
 SEARCHABLE_SECTIONS = ("model", "train", "recipe", "augment")
@@ -70,6 +63,7 @@ CHOICES = {
     "model.quantize": QUANTIZE,
     "model.chat_template": CHAT_TEMPLATES,
     "generate.sampler": SAMPLERS,
+    "train.class_weight": CLASS_WEIGHTS,
 }
 PATTERNS = {
     "model.trainable": TRAINABLE_HELP,
@@ -299,6 +293,9 @@ class TrainConfig:
     """L2 penalty on trainable kernels and embeddings; set it or `weight_decay`, not both."""
     label_smoothing: float = 0.0
     """Label smoothing of the cross-entropy, in [0, 1) (0.1 is common); `0` is off."""
+    class_weight: str = "none"
+    """`balanced`: each training example's loss weighs n / (classes × its class's count), so
+    rare classes count as much as common ones (imbalanced data); `none`: all weigh 1."""
     gradient_accumulation_steps: int = 1
     """Apply the optimizer every this many batches, with the gradients averaged (a larger
     effective batch in the memory of a small one); `1` = every batch."""

@@ -145,7 +145,7 @@ def _validate_export(config: Config, fail) -> None:
 
 def _validate_recipe(config: Config, fail) -> None:
     train, recipe = config.train, config.recipe
-    one_of(config, fail, "train.schedule")
+    one_of(config, fail, "train.schedule", "train.class_weight")
     if train.warmup_steps < 0:
         fail("train.warmup_steps", ">= 0 (0 = no warmup)")
     if train.warmup_epochs < 0:

@@ -85,7 +85,7 @@ class ImageClassification(ClassificationTask):
     def freezes_batchnorm(self, config: Config) -> bool:
         return config.model.freeze_batchnorm
 
-    def dataset(self, examples: Examples, config: Config, training: bool):
+    def batches(self, examples: Examples, config: Config, training: bool):
         from ftk.data.images import image_dataset
 
         if training:
@@ -102,6 +102,8 @@ class ImageClassification(ClassificationTask):
     def feature_cache_refusal(self, config: Config) -> str | None:
         from ftk.data.augment import augments
 
+        if super().feature_cache_refusal(config):
+            return super().feature_cache_refusal(config)
         if augments(config.augment):
             return (
                 "training images are augmented (set augment.flip = false and augment.rotation, "

@@ -67,7 +67,7 @@ class TextClassification(ClassificationTask):
 
         return build_text_classifier(info, config.model, len(label_names))
 
-    def dataset(self, examples: Examples, config: Config, training: bool):
+    def batches(self, examples: Examples, config: Config, training: bool):
         from ftk.data.text import to_dataset
 
         if training:

@@ -51,6 +51,7 @@ class CausalLM(Task):
         "data.labels",
         "data.conflicting_labels",
         "train.label_smoothing",
+        "train.class_weight",
         "recipe.name",
         "recipe.head_epochs",
         "recipe.head_learning_rate",

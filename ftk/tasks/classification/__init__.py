@@ -127,5 +127,21 @@ class ClassificationTask(Task):
 
         add_sections(self, doc, run)
 
+    def dataset(self, examples: Examples, config: Config, training: bool):
+        """The task's batches (`batches`), with `train.class_weight` on the training split."""
+        ds = self.batches(examples, config, training)
+        if not training or config.train.class_weight == "none":
+            return ds
+        from ftk.tasks.classification.weights import with_class_weights
+
+        return with_class_weights(ds, examples.labels, int(examples.labels.max(initial=-1)) + 1)
+
+    def batches(self, examples: Examples, config: Config, training: bool):
+        """Batches of `(input, label)` (the task's reader and augmentation)."""
+        raise NotImplementedError
+
     def feature_cache_refusal(self, config: Config) -> str | None:
+        if config.train.class_weight != "none":
+            return "train.class_weight weights the training examples (set it to none to tune "
+            "on cached features)"
         return None

@@ -133,18 +133,45 @@ def _metrics_sections(doc: Doc, facts: RunFacts) -> None:
 
     doc.heading("Per-class metrics")
     per_class = metrics["per_class"]
+    trained = (facts.run.get("split_counts") or {}).get("train") or {}
+    weights = _class_weights(facts, [trained.get(name, 0) for name in per_class])
     rows = [
-        [name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", m["support"]]
-        for name, m in per_class.items()
+        [
+            name,
+            f"{m['precision']:.4f}",
+            f"{m['recall']:.4f}",
+            f"{m['f1']:.4f}",
+            m["support"],
+            trained.get(name, "?"),
+            f"{w:.3g}",
+        ]
+        for (name, m), w in zip(per_class.items(), weights, strict=True)
     ]
     macro = [np.mean([m[k] for m in per_class.values()]) for k in ("precision", "recall", "f1")]
-    rows.append(["macro average", *(f"{v:.4f}" for v in macro), metrics["num_examples"]])
-    doc.table(["label", "precision", "recall", "F1", "support"], rows)
+    total = sum(trained.values()) if trained else ""
+    rows.append(["macro average", *(f"{v:.4f}" for v in macro), metrics["num_examples"], total, ""])
+    headers = ["label", "precision", "recall", "F1", "support", "training examples", "loss weight"]
+    doc.table(headers, rows)
 
     doc.heading("Confusion matrix")
     plot_confusion(metrics["confusion_matrix"], metrics["label_names"], out / "confusion.png")
     doc.image(run_dir, f"{REPORT_DIR}/confusion.png", "confusion matrix")
     doc.para("Rows: true label; columns: predicted label; cells: test examples.")
+
+
+def _class_weights(facts: RunFacts, counts: list[int]) -> list[float]:
+    """Each class's loss weight in training: 1, or `train.class_weight = "balanced"`'s."""
+    from ftk.runs.dirs import load_run_config
+    from ftk.tasks.classification.weights import balanced_weights
+
+    try:
+        balanced = load_run_config(facts.run_dir).train.class_weight == "balanced"
+    except Exception:  # noqa: BLE001 (an old or partial run: report it unweighted)
+        balanced = False
+    if not balanced or not sum(counts):
+        return [1.0] * len(counts)
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return balanced_weights(labels, len(counts)).tolist()
 
 
 def _mistakes_section(task, doc: Doc, facts: RunFacts) -> None:
