@@ -407,7 +407,7 @@ def setup_runtime(config: Config, environ=os.environ) -> tuple[Runtime, Config]:
         from ftk.runtime.tf_strategy import tf_strategy
 
         runtime.strategy, runtime.replicas, runtime.is_chief, runtime.worker_index = tf_strategy(
-            kind, runtime_config, environ
+            kind, runtime_config, environ, cluster
         )
     elif kind == "model_parallel":
         from ftk.runtime.model_parallel import device_mesh

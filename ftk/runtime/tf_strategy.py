@@ -4,7 +4,7 @@ from `TF_CONFIG`, and TPUs (`ftk.runtime.distribute.setup_runtime` picks which).
 from __future__ import annotations
 
 from ftk.errors import ConfigError
-from ftk.runtime.cluster import detect_cluster
+from ftk.runtime.cluster import Cluster
 
 
 def _split_cpu(count: int) -> None:
@@ -31,7 +31,9 @@ def tpu_cluster_resolver(name: str):
     return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name or "local")
 
 
-def tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool, int]:
+def tf_strategy(
+    kind: str, runtime_config, environ, cluster: Cluster
+) -> tuple[object, int, bool, int]:
     """(strategy, replicas, is chief, worker index)."""
     import tensorflow as tf
 
@@ -50,7 +52,7 @@ def tf_strategy(kind: str, runtime_config, environ) -> tuple[object, int, bool, 
                 "environment variable, which is not set (see docs/backends.md: 'Several machines')."
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        index = detect_cluster(environ).index
+        index = cluster.index  # read from TF_CONFIG once, by setup_runtime
         chief = index == 0
     else:  # tpu
         resolver = tpu_cluster_resolver(runtime_config.tpu)
