@@ -19,7 +19,7 @@ def new_run_dir(config: Config) -> Path:
     root = config.resolve_path(config.run.run_dir)
     root.mkdir(parents=True, exist_ok=True)
     if config.run.run_id:
-        path = root / config.run.run_id
+        path = named_dir(config)
         path.mkdir(exist_ok=True)
         return path
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -52,6 +52,7 @@ def load_run_config(run_dir: Path, overrides: list[str] = ()) -> Config:
     return load_config(files.config, overrides, base_dir=base_dir)
 
 
+WORKERS_DIR = ".workers"  # non-chief workers' folders, below run.run_dir
 TRAINING = "train"  # run.json's "kind" of a training run (`ftk.runs.pipeline`)
 _KINDS = {"lr_find": "a learning-rate finder run (python train.py --lr-find)"}
 
@@ -62,7 +63,7 @@ def named_dir(config: Config, worker: int | None = None) -> Path:
     root = config.resolve_path(config.run.run_dir)
     if worker is None:
         return root / config.run.run_id
-    return root / ".workers" / config.run.run_id / str(worker)
+    return root / WORKERS_DIR / config.run.run_id / str(worker)
 
 
 def restart_dir(config: Config, run_dir: Path) -> Path | None:

@@ -50,7 +50,6 @@ logger = logging.getLogger("ftk")
 # the network: a cluster resolver may call the GCE metadata server).
 TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
 TPU_DEVICE_GLOBS = ("/dev/accel[0-9]*", "/dev/vfio/[0-9]*")
-WORKERS_DIR = ".workers"
 FINISH_TIMEOUT_MS = 24 * 3600 * 1000  # a dead chief ends the wait sooner (missed heartbeats)
 
 
@@ -315,7 +314,7 @@ def worker_dir(config: Config, index: int, fresh: bool):
     the chief's checkpoints) and kept for --resume or a restart."""
     import shutil
 
-    from ftk.runs.dirs import named_dir
+    from ftk.runs.dirs import WORKERS_DIR, named_dir
 
     root = config.resolve_path(config.run.run_dir) / WORKERS_DIR
     path = named_dir(config, index) if config.run.run_id else root / str(index)
