@@ -30,17 +30,6 @@ QUANTIZE = ("none", "int8")  # model.quantize
 CHAT_TEMPLATES = ("auto", "chatml", "plain")  # model.chat_template
 CLASS_WEIGHTS = ("none", "balanced")  # train.class_weight
 SAMPLERS = ("greedy", "top_k", "top_p")  # generate.sampler
-# Keys `tune.space` may search: those of these sections, except the ones below.
-SEARCHABLE_SECTIONS = ("model", "train", "recipe", "augment")
-NOT_SEARCHABLE = (
-    "model.preset",
-    "train.epochs",  # epochs per trial: tune.epochs
-    "train.steps_per_epoch",
-    "recipe.cv_folds",
-    "recipe.interpolate",
-    "recipe.interpolation_points",
-    "recipe.keep_best_alpha",
-)
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
 TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
 MAX_REPORT_MISTAKES = 100  # run.report_mistakes and `ftk report --mistakes`
@@ -275,8 +264,13 @@ class TrainConfig:
     weight_decay: float = 0.01
     """AdamW weight decay (≥ 0), not applied to biases and norms."""
     early_stopping_patience: int = 2
-    """Stop after this many epochs without validation-loss improvement, keeping the best
+    """Stop after this many epochs without an improvement of `monitor`, keeping the best
     weights; `0` is off."""
+    monitor: str = "auto"
+    """The validation metric that picks the checkpoint kept, stops early and chooses WiSE-FT's
+    α: one of the task's `tune.objective` names (`val_macro_f1`, ...), in the task's
+    direction. `auto` = `val_loss` (`loss` without a validation split), α by the task's own
+    metric."""
     steps_per_epoch: int = 0
     """Batches per epoch; `0` = the whole training split."""
     schedule: str = "constant"

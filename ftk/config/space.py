@@ -6,8 +6,21 @@ import typing
 from typing import Any
 
 from ftk.config.keys import coerce, valid_keys
-from ftk.config.schema import NOT_SEARCHABLE, SEARCHABLE_SECTIONS, Config
+from ftk.config.schema import Config
 from ftk.errors import ConfigError
+
+# Keys `tune.space` may search: those of these sections, except the ones below.
+SEARCHABLE_SECTIONS = ("model", "train", "recipe", "augment")
+NOT_SEARCHABLE = (
+    "model.preset",
+    "train.epochs",  # epochs per trial: tune.epochs
+    "train.steps_per_epoch",
+    "train.monitor",  # what picks a trial's epoch is tune.objective
+    "recipe.cv_folds",
+    "recipe.interpolate",
+    "recipe.interpolation_points",
+    "recipe.keep_best_alpha",
+)
 
 
 def searchable_keys(task: str) -> list[str]:

@@ -120,6 +120,13 @@ def _validate_train(config: Config, fail) -> None:
         fail("train.gradient_accumulation_steps", ">= 1 (1 = update every batch)")
     if config.train.clip_norm < 0:
         fail("train.clip_norm", ">= 0 (0 turns it off)")
+    objectives = get_task(config.run.task).objectives
+    if config.train.monitor != "auto" and config.train.monitor not in objectives:
+        fail(
+            "train.monitor",
+            f"'auto' or one of {', '.join(objectives)} (a validation metric of "
+            f"run.task={config.run.task!r})",
+        )
 
 
 def _validate_run(config: Config, fail) -> None:

@@ -3,7 +3,8 @@
 A key's description is the docstring on the line after its field in `ftk/config/schema.py`
 (read with `ast`: Python keeps no such strings at run time); its type and default are the
 field's, its choices `schema.CHOICES` / `schema.PATTERNS` (or the registered tasks, for
-`run.task` and `tune.objective`), and who reads it `Task.only_keys` and `Task.defaults`.
+`run.task`, `tune.objective` and `train.monitor`), and who reads it `Task.only_keys` and
+`Task.defaults`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import inspect
 import re
 import typing
 
-from ftk.config import schema
+from ftk.config import schema, space
 from ftk.config.keys import sections
 from ftk.config.toml import toml_value
 from ftk.tasks.registry import all_tasks
@@ -72,11 +73,12 @@ def _values(key: str, tasks) -> str:
     """The allowed values when they are a fixed set or a pattern, else ""."""
     if key == "run.task":
         return "one of " + ", ".join(f"`{t.name}`" for t in tasks)
-    if key == "tune.objective":
+    if key in ("tune.objective", "train.monitor"):
+        auto = "`auto` or " if key == "train.monitor" else ""
         per_task = {t.name: ", ".join(f"`{o}`" for o in t.objectives) for t in tasks}
         if len(set(per_task.values())) == 1:
-            return f"one of {next(iter(per_task.values()))}"
-        return "one of " + "; ".join(f"{n}: {c}" for n, c in per_task.items())
+            return f"{auto}one of {next(iter(per_task.values()))}"
+        return f"{auto}one of " + "; ".join(f"{n}: {c}" for n, c in per_task.items())
     if key in schema.CHOICES:
         return "one of " + ", ".join(f"`{c}`" for c in schema.CHOICES[key])
     if key in schema.PATTERNS:
@@ -103,9 +105,9 @@ def _row(section: str, f: dataclasses.Field, annotation, tasks) -> str:
 
 
 def _searchable_line(section: str) -> str:
-    if section not in schema.SEARCHABLE_SECTIONS:
+    if section not in space.SEARCHABLE_SECTIONS:
         return ""
-    excluded = [f"`{k}`" for k in schema.NOT_SEARCHABLE if k.startswith(f"{section}.")]
+    excluded = [f"`{k}`" for k in space.NOT_SEARCHABLE if k.startswith(f"{section}.")]
     listed = ", ".join(excluded[:-1]) + " and " + excluded[-1] if len(excluded) > 1 else ""
     but = f", except {listed or excluded[0]}" if excluded else ""
     return f"`tune.space` may search every key of this section{but}.\n\n"

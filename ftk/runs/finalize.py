@@ -3,7 +3,7 @@
 - `merged_model`: LoRA runs save their adapter and export a plain model with the adapters
   merged into its kernels.
 - `interpolate_run`: WiSE-FT, θ_pre + α(θ_ft − θ_pre) scored on the validation split over a
-  grid of α, by the task's `interpolation_metric`.
+  grid of α, by `train.monitor` (with `auto`, the task's `interpolation_metric`).
 
 Both may get a model built after training (the merged plain model, or the runtime's float32
 copy), which keras-hub compiled with its own defaults (its metric is `sparse_categorical_accuracy`,
@@ -29,10 +29,14 @@ def compile_for_evaluation(model, task, config: Config) -> None:
     model.compile(loss=task.loss(config), metrics=task.metrics(config))
 
 
-def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dict:
+def interpolate_run(
+    model, task, val_ds, files: RunFiles, config: Config, val_examples=None
+) -> dict:
     """WiSE-FT: validation metrics of θ_pre + α(θ_ft − θ_pre) over a grid of α, written to
     `interpolation.json` and `interpolation.png`; with `recipe.keep_best_alpha` the model keeps
-    the best α's weights, otherwise the fine-tuned ones (α = 1)."""
+    the best α's weights, otherwise the fine-tuned ones (α = 1). α is chosen by
+    `ftk.training.monitor.interpolation_metric`: a compile metric, or one of the task's epoch
+    metrics measured on `val_examples` (the examples of `val_ds`)."""
     from ftk.training.fit import load_weights
     from ftk.training.interpolate import (
         alpha_grid,
@@ -42,6 +46,7 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
         snapshot,
         wise_ft_curve,
     )
+    from ftk.training.monitor import interpolation_metric
 
     if val_ds is None:
         raise ConfigError(
@@ -53,7 +58,7 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
             "`recipe.interpolate` needs a phase that trains the backbone; model.trainable='head' "
             "has none."
         )
-    metric = task.interpolation_metric
+    metric = interpolation_metric(config, task)
     compile_for_evaluation(model, task, config)  # e.g. the float32 copy: keras-hub's metrics
     fine_tuned = snapshot(model)
     load_weights(model, files.pretrained)
@@ -62,6 +67,8 @@ def interpolate_run(model, task, val_ds, files: RunFiles, config: Config) -> dic
 
     def evaluate(m):
         values = m.evaluate(val_ds, verbose=0, return_dict=True)
+        if metric in task.epoch_metric_names:
+            values.update(task.epoch_metrics(m, val_ds, val_examples, config))
         return {metric: float(values[metric]), "loss": float(values["loss"])}
 
     alphas = alpha_grid(config.recipe.interpolation_points)

@@ -215,6 +215,12 @@ def train(state: Run) -> None:
     config, task, runtime, splits = state.config, state.task, state.runtime, state.splits
     if len(splits.validation):
         state.val_ds = task.dataset(splits.validation, config, False)
+    elif config.train.monitor != "auto":
+        raise ConfigError(
+            f"`train.monitor={config.train.monitor!r}` is measured on the validation split, and "
+            "this run has none. Set data.validation_split > 0 or data.validation_path, or "
+            "train.monitor='auto'."
+        )
     with runtime.scope(state.info.location):
         state.model = build_model(task, state.info, config, state.labels)
         if runtime.mesh is not None:
@@ -236,6 +242,7 @@ def train(state: Run) -> None:
             config,
             len(splits.train),
             state.verbose,
+            validation_examples=splits.validation,
         )
     state.results.update(
         parameters=trained["parameters"],
@@ -289,7 +296,9 @@ def finalize(state: Run) -> None:
             state.reference_model = model
     if config.recipe.interpolate:
         # On the merged model for LoRA: interpolating the adapter factors would not be linear.
-        result = interpolate_run(model, task, state.val_ds, state.files, config)
+        result = interpolate_run(
+            model, task, state.val_ds, state.files, config, state.splits.validation
+        )
         state.results["interpolation"] = result
         if result["kept_alpha"] != 1.0:
             state.reference_model = model

@@ -16,8 +16,9 @@ What a task owns, in the order a run uses it:
   model, which decides whether bfloat16 pays on a CPU);
 - **evaluation**: `predict` (the outputs the exports are verified against), `evaluate`
   (the test metrics), `measure` (anything else, before and after training),
-  `headline_metrics` (what a run's summary shows), `objectives` (what a search and WiSE-FT
-  may select by, each with its direction);
+  `headline_metrics` (what a run's summary shows), `objectives` (what `train.monitor`, a
+  search and WiSE-FT may select by, each with its direction), `epoch_metrics` (validation
+  metrics that are no Keras compile metric, measured at each epoch's end when one is chosen);
 - **export**: `signature` (the served `serving_default`), `write_export` (artifacts and the
   verification reference into a staging folder), `serving_inputs` (the warm-up requests'
   inputs), `verify_export` (every artifact against the Keras outputs), `measure_int8`;
@@ -56,8 +57,11 @@ class Task:
     defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     # tune.objective values this task offers, each "max" or "min"; the first is its default.
     objectives: ClassVar[Mapping[str, str]] = {"val_loss": "min"}
-    # The validation metric WiSE-FT's alpha is chosen by (a key of `objectives`, no `val_`).
+    # The validation metric WiSE-FT's alpha is chosen by (a key of `objectives`, no `val_`)
+    # when `train.monitor` is "auto".
     interpolation_metric: ClassVar[str] = "loss"
+    # What `epoch_metrics` returns (names without `val_`; each `val_<name>` is in `objectives`).
+    epoch_metric_names: ClassVar[tuple[str, ...]] = ()
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     metric_titles: ClassVar[Mapping[str, str]] = {}  # how a metric is written for people
     signature: ClassVar[Mapping[str, Any]] = {}
@@ -126,6 +130,14 @@ class Task:
         """Measurements of `model` beyond the test metrics, taken `when` = `"before"` training
         (the pretrained model, just built) and `"after"` (the model that is evaluated and
         exported), recorded in `metrics.json` under that key; `{}` records nothing."""
+        return {}
+
+    def epoch_metrics(self, model, dataset, examples: Examples, config: Config) -> dict:
+        """`{name: value}` for `epoch_metric_names`, measured on `examples` (the validation
+        split) and `dataset` (its batches, as `dataset(examples, config, False)` makes them):
+        metrics Keras cannot accumulate batch by batch. `ftk.training.epoch_metrics` writes
+        them into each epoch's logs as `val_<name>` when `train.monitor` or `tune.objective`
+        names one, and WiSE-FT scores α by them."""
         return {}
 
     def metric_title(self, name: str) -> str:

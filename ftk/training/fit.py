@@ -2,8 +2,10 @@
 
 Files written under the run directory:
 
-- `checkpoints/epoch<NNN>-val_loss<value>.weights.h5`: each epoch that improved the monitored loss
-  (never overwritten: one file per epoch).
+- `checkpoints/epoch<NNN>-<monitor>=<value>.weights.h5`: each epoch that improved the monitored
+  metric (`train.monitor`: `val_loss` by default, `ftk.training.monitor`), never overwritten: one
+  file per epoch. (Runs from before `train.monitor` wrote `epoch<NNN>-val_loss<value>`; they are
+  still read.)
 - `backup/`: Keras `BackupAndRestore` state; rerunning with `--resume <run_dir>` continues from
   the last finished epoch after a crash.
 - `logs/`: TensorBoard (`tensorboard --logdir <run_dir>/logs`).
@@ -21,6 +23,7 @@ import keras
 
 from ftk.config import TrainConfig
 from ftk.runs.files import RunFiles
+from ftk.training.monitor import Monitor
 from ftk.training.throughput import Throughput
 
 logger = logging.getLogger("ftk")
@@ -75,16 +78,30 @@ def compile_model(
 
 
 def callbacks(
-    run_dir: Path, train: TrainConfig, has_validation: bool, backup: str = "backup"
+    run_dir: Path,
+    train: TrainConfig,
+    has_validation: bool,
+    backup: str = "backup",
+    *,
+    monitor: Monitor | None = None,
+    first: list = (),
 ) -> list:
-    """The standard callbacks for a run directory (`backup`: this phase's restore folder)."""
-    monitor = "val_loss" if has_validation else "loss"
+    """The standard callbacks for a run directory (`backup`: this phase's restore folder).
+
+    `monitor` (default: `val_loss`, or `loss` without validation) picks the checkpoints and
+    stops early; `first` are callbacks that add to the epoch's logs what those read
+    (`ftk.training.epoch_metrics`), so they come before them."""
+    if monitor is None:
+        monitor = Monitor("val_loss" if has_validation else "loss", "min")
+    name = monitor.name
     files = RunFiles(run_dir)
     files.checkpoints.mkdir(parents=True, exist_ok=True)
     out = [
+        *first,
         keras.callbacks.ModelCheckpoint(
-            str(files.checkpoints / f"epoch{{epoch:03d}}-{monitor}{{{monitor}:.6f}}.weights.h5"),
-            monitor=monitor,
+            str(files.checkpoints / f"epoch{{epoch:03d}}-{name}={{{name}:.6f}}.weights.h5"),
+            monitor=name,
+            mode=monitor.mode,
             save_best_only=True,
             save_weights_only=True,
         ),
@@ -95,7 +112,8 @@ def callbacks(
     if train.early_stopping_patience:
         out.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor,
+                monitor=name,
+                mode=monitor.mode,
                 patience=train.early_stopping_patience,
                 restore_best_weights=True,
             )
@@ -106,21 +124,38 @@ def callbacks(
     return out
 
 
-_CHECKPOINT_RE = re.compile(r"^epoch(\d+)-(?:val_)?loss([0-9.eE+-]+|nan|inf)\.weights\.h5$")
+_VALUE = r"([0-9.eE+-]+|nan|inf)"
+_CHECKPOINT_RES = (
+    re.compile(rf"^epoch(\d+)-(\w+)={_VALUE}\.weights\.h5$"),
+    re.compile(rf"^epoch(\d+)-((?:val_)?loss){_VALUE}\.weights\.h5$"),  # before train.monitor
+)
 
 
-def best_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint with the lowest monitored loss (its value is in the file name).
+def checkpoint_score(name: str) -> tuple[int, str, float] | None:
+    """`(epoch, metric, value)` of a checkpoint's file name; None if it is not one (or its
+    value is not finite)."""
+    for pattern in _CHECKPOINT_RES:
+        match = pattern.match(name)
+        if match and match[3] not in ("nan", "inf"):
+            return int(match[1]), match[2], float(match[3])
+    return None
+
+
+def best_checkpoint(run_dir: Path, monitor: Monitor | None = None) -> Path | None:
+    """The checkpoint with the best value of `monitor` (its value is in the file name), the
+    newest of equals; `monitor=None`: the lowest `val_loss` or `loss`.
 
     Newest is not enough: after `--resume`, Keras' checkpoint callback starts tracking the best
     value afresh, so the first epoch after a crash is saved even if it is worse.
     """
+    names = ("val_loss", "loss") if monitor is None else (monitor.name,)
+    sign = 1.0 if monitor is not None and monitor.mode == "max" else -1.0
     scored = []
     for path in RunFiles(run_dir).checkpoints.glob("epoch*.weights.h5"):
-        match = _CHECKPOINT_RE.match(path.name)
-        if match and match[2] not in ("nan", "inf"):
-            scored.append((float(match[2]), -int(match[1]), path))
-    return min(scored)[2] if scored else None
+        score = checkpoint_score(path.name)
+        if score is not None and score[1] in names:
+            scored.append((sign * score[2], score[0], path))
+    return max(scored)[2] if scored else None
 
 
 def build_from_spec(model, dataset) -> None:
@@ -152,9 +187,13 @@ def fit(
     epochs: int | None = None,
     backup: str = "backup",
     load_best: bool = True,
+    monitor: Monitor | None = None,
+    first_callbacks: list = (),
 ):
     """`model.fit` with the standard callbacks, from `initial_epoch` up to epoch `epochs`
-    (default `train.epochs`); ends with the best checkpoint of the run loaded (`load_best`)."""
+    (default `train.epochs`); ends with the best checkpoint of the run loaded (`load_best`).
+
+    `monitor` and `first_callbacks`: as `callbacks` takes them."""
     with warnings.catch_warnings():
         # keras-hub's Task.fit passes shuffle=True; the tf.data pipeline already shuffles.
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed")
@@ -165,17 +204,24 @@ def fit(
             initial_epoch=initial_epoch,
             epochs=train.epochs if epochs is None else epochs,
             steps_per_epoch=train.steps_per_epoch or None,
-            callbacks=callbacks(run_dir, train, validation_ds is not None, backup),
+            callbacks=callbacks(
+                run_dir,
+                train,
+                validation_ds is not None,
+                backup,
+                monitor=monitor,
+                first=first_callbacks,
+            ),
             verbose=verbose,
         )
     if load_best:
-        load_best_checkpoint(model, run_dir)
+        load_best_checkpoint(model, run_dir, monitor)
     return history
 
 
-def load_best_checkpoint(model, run_dir: Path) -> Path | None:
-    """Load the run's lowest-loss checkpoint into `model` (if there is one)."""
-    best = best_checkpoint(run_dir)
+def load_best_checkpoint(model, run_dir: Path, monitor: Monitor | None = None) -> Path | None:
+    """Load the run's best checkpoint by `monitor` into `model` (if there is one)."""
+    best = best_checkpoint(run_dir, monitor)
     if best is not None:
         load_weights(model, best)
         logger.info("Loaded the best weights: %s", best)

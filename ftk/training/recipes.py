@@ -176,14 +176,50 @@ def _phase_file(run_dir: Path, index: int, phase: Phase) -> Path:
     return RunFiles(run_dir).phases / f"{index}-{phase.name}.weights.h5"
 
 
+def _log_phase(run_dir: Path, index: int, phases: list, counts: dict, first: int, last: int):
+    phase = phases[index]
+    logger.info(
+        "Phase %d/%d (%s): %s trainable of %s parameters, %s",
+        index + 1,
+        len(phases),
+        phase.name,
+        f"{counts['trainable']:,}",
+        f"{counts['total']:,}",
+        _epochs_left(run_dir / f"backup/{index}-{phase.name}", first, last),
+    )
+
+
+def _watching(config: Config, validation_ds, validation_examples) -> dict:
+    """`fit`'s `monitor` (`train.monitor`) and the callbacks measuring the task's epoch
+    metrics on `validation_examples` (when one is monitored or the search's objective)."""
+    from ftk.training.epoch_metrics import epoch_metric_callbacks
+    from ftk.training.monitor import monitor
+
+    has_validation = validation_ds is not None
+    examples = validation_examples if has_validation else None
+    return {
+        "monitor": monitor(config, has_validation),
+        "first_callbacks": epoch_metric_callbacks(get_task(config.run.task), config, examples),
+    }
+
+
 def train_phases(
-    model, train_ds, validation_ds, run_dir: Path, config: Config, num_train: int, verbose="auto"
+    model,
+    train_ds,
+    validation_ds,
+    run_dir: Path,
+    config: Config,
+    num_train: int,
+    verbose="auto",
+    validation_examples=None,
 ) -> dict:
-    """Run every phase of the recipe; ends with the run's best checkpoint loaded.
+    """Run every phase of the recipe; ends with the run's best checkpoint (by `train.monitor`)
+    loaded.
 
     Returns `{"phases": [...], "parameters": counts of the last phase, "epochs_trained": n}`.
     With `recipe.interpolate`, the weights fine-tuning starts from are saved first
-    (`RunFiles.pretrained`).
+    (`RunFiles.pretrained`). `validation_examples` (those of `validation_ds`) are what the
+    task's epoch metrics are measured on, when `train.monitor` or `tune.objective` names one.
     """
     from ftk.models.trainable import TrainablePolicy, check_policy
     from ftk.training.fit import fit, load_best_checkpoint, load_weights, save_weights
@@ -200,6 +236,7 @@ def train_phases(
             f"{p.trainable} for {p.epochs} epoch(s) at {p.learning_rate:g}" for p in phases
         ),
     )
+    watching = _watching(config, validation_ds, validation_examples)
     done_epochs, trained, counts, report = 0, 0, {}, []
     for index, phase in enumerate(phases):
         path = _phase_file(run_dir, index, phase)
@@ -214,15 +251,7 @@ def train_phases(
                 if not start.exists():
                     save_weights(model, start)
             counts = compile_phase(model, config, phase, steps * phase.epochs)
-            logger.info(
-                "Phase %d/%d (%s): %s trainable of %s parameters, %s",
-                index + 1,
-                len(phases),
-                phase.name,
-                f"{counts['trainable']:,}",
-                f"{counts['total']:,}",
-                _epochs_left(run_dir / f"backup/{index}-{phase.name}", done_epochs + 1, end),
-            )
+            _log_phase(run_dir, index, phases, counts, done_epochs + 1, end)
             model._initial_epoch = None  # Keras never resets what BackupAndRestore set
             history = fit(
                 model,
@@ -235,6 +264,7 @@ def train_phases(
                 epochs=end,
                 backup=f"backup/{index}-{phase.name}",
                 load_best=False,
+                **watching,
             )
             trained += len(history.history.get("loss", []))
             save_weights(model, path)
@@ -249,5 +279,5 @@ def train_phases(
         done_epochs = end
     if not counts:  # every phase was finished already (resumed after the last one)
         counts = set_trainable(model, phases[-1].trainable, config)
-    load_best_checkpoint(model, run_dir)
+    load_best_checkpoint(model, run_dir, watching["monitor"])
     return {"phases": report, "parameters": counts, "epochs_trained": trained}

@@ -59,8 +59,23 @@ def _history(histories: list) -> keras.callbacks.History:
 
 
 def _early_stopping(config: Config) -> list:
+    """Early stopping on `train.monitor` (`val_loss` with `auto`), in its direction."""
+    from ftk.training.monitor import monitor
+
     patience = config.train.early_stopping_patience
-    return [keras.callbacks.EarlyStopping("val_loss", patience=patience)] if patience else []
+    if not patience:
+        return []
+    watched = monitor(config)
+    return [keras.callbacks.EarlyStopping(watched.name, patience=patience, mode=watched.mode)]
+
+
+def _callbacks(config: Config, task, examples, dataset, callbacks) -> list:
+    """A trial's callbacks: the task's epoch metrics (`val_macro_f1`, ... when `tune.objective`
+    or `train.monitor` names one) first, so that KerasTuner's and early stopping see them."""
+    from ftk.training.epoch_metrics import epoch_metric_callbacks
+
+    measure = epoch_metric_callbacks(task, config, examples, dataset)
+    return [*measure, *callbacks, *_early_stopping(config)]
 
 
 class RecipeHyperModel(_SpaceHyperModel):
@@ -102,7 +117,7 @@ class RecipeHyperModel(_SpaceHyperModel):
                     initial_epoch=first,
                     epochs=stop,
                     steps_per_epoch=trial.train.steps_per_epoch or None,
-                    callbacks=[*callbacks, *_early_stopping(trial)],
+                    callbacks=_callbacks(trial, self.task, splits.validation, val_ds, callbacks),
                     verbose=self.verbose,
                 )
                 histories.append(history)
@@ -167,9 +182,20 @@ class HeadHyperModel(_SpaceHyperModel):
             initial_epoch=initial_epoch,
             epochs=trial.train.epochs if epochs is None else epochs,
             steps_per_epoch=trial.train.steps_per_epoch or None,
-            callbacks=[*callbacks, *_early_stopping(trial)],
+            callbacks=_callbacks(trial, task, *self._validation(trial), callbacks),
             verbose=self.verbose,
         )
+
+    def _validation(self, config: Config) -> tuple:
+        """The validation split as the task's epoch metrics take it: examples (their labels)
+        and batches of `(features, label)`."""
+        import tensorflow as tf
+
+        from ftk.data.splits import Examples
+
+        x, y = self.features["validation_x"], self.features["validation_y"]
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.train.batch_size)
+        return Examples([""] * len(y), y), dataset
 
 
 FEATURE_FILES = ("train_x", "train_y", "validation_x", "validation_y")

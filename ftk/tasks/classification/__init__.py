@@ -55,8 +55,9 @@ def stratified_fold_ids(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
 class ClassificationTask(Task):
     """Single-label classification over `label_names` (a subclass reads and builds)."""
 
-    objectives = {"val_accuracy": "max", "val_loss": "min"}
+    objectives = {"val_accuracy": "max", "val_macro_f1": "max", "val_loss": "min"}
     interpolation_metric = "accuracy"
+    epoch_metric_names = ("macro_f1",)
     headline_metrics = ("accuracy", "macro_f1")
     metric_titles = {"macro_f1": "macro-F1"}
     input_kind = "text"  # what a mistake shows in the report: "text" or "image"
@@ -101,6 +102,15 @@ class ClassificationTask(Task):
         from ftk.tasks.classification.metrics import classification_report
 
         return classification_report(examples.labels, outputs.argmax(-1), label_names)
+
+    def epoch_metrics(self, model, dataset, examples: Examples, config: Config) -> dict:
+        """`macro_f1` (the mean of the per-class F1s, over the classes of `model`'s output)."""
+        from ftk.tasks.classification.metrics import classification_report
+
+        outputs = self.predict(model, dataset)
+        names = [str(i) for i in range(outputs.shape[-1])]
+        report = classification_report(examples.labels, outputs.argmax(-1), names)
+        return {"macro_f1": report["macro_f1"]}
 
     def serving_inputs(self, version_dir: Path) -> dict:
         from ftk.tasks.classification.verify import reference_inputs
