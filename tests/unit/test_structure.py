@@ -129,7 +129,7 @@ def test_no_module_outside_the_tasks_names_a_task():
     """Only `ftk/tasks/` and the config schema (its `run.task` default) spell a task's name:
     everything else asks the task."""
     names = [t.name for t in registered_tasks()]
-    assert {"text_classification", "image_classification"} <= set(names)
+    assert {"text_classification", "image_classification", "token_classification"} <= set(names)
     hits = []
     for path in PACKAGE.rglob("*.py"):
         relative = path.relative_to(ROOT).as_posix()
