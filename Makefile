@@ -8,7 +8,7 @@
 #   make demo-image   bake the image template, fine-tune EfficientNet-Lite0 on Fashion-MNIST
 #                     (Debian dataset-fashion-mnist) or scikit-learn's digits, export, verify
 #   make demo-ner     bake the token-classification template, tag entities in WNUT-16 tweets
-#                     with MiniLM-L6, export (raw sentences in, entities out), verify (~15 min)
+#                     with MiniLM-L6, export (raw sentences in, entities out), verify (~20 min)
 #   make demo-lm      bake the causal-LM template, LoRA-tune SmolLM2-135M-Instruct on
 #                     chatterbot-corpus, export (string-in SavedModel), verify (~15 min)
 PYTHON ?= python3

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config.schema import DataConfig
-from ftk.data.splits import Examples, Splits
+from ftk.data.splits import Examples, Splits, carve, drop_duplicates
 from ftk.errors import DataError
 
 EXAMPLE_CHATTERBOT = "example:chatterbot"
@@ -229,26 +229,13 @@ def load_chat_splits(config: DataConfig, resolve, seed: int) -> Splits:
         ("test_path", config.test_path),
     ):
         found[name] = read_conversations(value, config, resolve)
-    pool, seen, duplicates = [], set(), 0
-    for c in found["path"] or []:
-        key = json.dumps(c, sort_keys=True)
-        if key in seen:
-            duplicates += 1
-            continue
-        seen.add(key)
-        pool.append(c)
+    pool, duplicates = drop_duplicates(found["path"] or [], lambda c: json.dumps(c, sort_keys=True))
     if not pool:
         raise DataError(f"No examples found. Received: data.path={config.path!r}")
     rng = random.Random(seed)
-    train, test, validation = pool, found["test_path"], found["validation_path"]
-    if test is None:
-        test, train = _take(train, config.test_split, rng)
-    if validation is None:
-        fraction = config.validation_split / max(1e-9, 1.0 - config.test_split)
-        validation, train = _take(train, min(fraction, 0.9), rng)
-    if config.max_train_examples and len(train) > config.max_train_examples:
-        rng.shuffle(train)
-        train = train[: config.max_train_examples]
+    train, validation, test = carve(
+        pool, found["validation_path"], found["test_path"], config, rng, _take
+    )
     if not train or not test:
         raise DataError(
             f"After splitting, train has {len(train)} and test {len(test)} conversations; both "

@@ -198,3 +198,32 @@ def build_splits(
         duplicates_removed=duplicates,
         conflicts=conflicts,
     )
+
+
+def drop_duplicates(items: list, key) -> tuple[list, int]:
+    """`items` without the exact duplicates (by `key(item)`), first kept; and how many went."""
+    kept, seen = [], set()
+    for item in items:
+        k = key(item)
+        if k not in seen:
+            seen.add(k)
+            kept.append(item)
+    return kept, len(items) - len(kept)
+
+
+def carve(pool: list, validation, test, config: DataConfig, rng: random.Random, take):
+    """`(train, validation, test)`: the splits not given (None) carved out of `pool` with
+    `take(items, fraction, rng) -> (taken, rest)`, then the training cap applied to a shuffled
+    copy (`data.max_train_examples`). For tasks
+    without class labels (conversations, tagged sentences); labelled data: `build_splits`."""
+    train = pool
+    if test is None:
+        test, train = take(train, config.test_split, rng)
+    if validation is None:
+        fraction = config.validation_split / max(1e-9, 1.0 - config.test_split)
+        validation, train = take(train, min(fraction, 0.9), rng)
+    if config.max_train_examples and len(train) > config.max_train_examples:
+        train = list(train)
+        rng.shuffle(train)
+        train = train[: config.max_train_examples]
+    return train, validation, test

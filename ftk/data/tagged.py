@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config.schema import DataConfig
-from ftk.data.splits import Examples, Splits
+from ftk.data.splits import Examples, Splits, carve, drop_duplicates
 from ftk.errors import DataError
 
 logger = logging.getLogger("ftk")
@@ -210,25 +210,12 @@ def load_tagged_splits(config: DataConfig, resolve, seed: int) -> TaggedSplits:
         name: read_tagged(getattr(config, name), resolve)
         for name in ("path", "validation_path", "test_path")
     }
-    pool, seen, duplicates = [], set(), 0
-    for sentence in found["path"] or []:
-        key = json.dumps(sentence[:2])
-        if key in seen:
-            duplicates += 1
-            continue
-        seen.add(key)
-        pool.append(sentence)
+    pool, duplicates = drop_duplicates(found["path"] or [], lambda s: json.dumps(s[:2]))
     if not pool:
         raise DataError(f"No sentences found. Received: data.path={config.path!r}")
-    rng = random.Random(seed)
-    train, test, validation = pool, found["test_path"], found["validation_path"]
-    if test is None:
-        test, train = _take(train, config.test_split, rng)
-    if validation is None:
-        fraction = config.validation_split / max(1e-9, 1.0 - config.test_split)
-        validation, train = _take(train, min(fraction, 0.9), rng)
-    if config.max_train_examples and len(train) > config.max_train_examples:
-        train = train[: config.max_train_examples]
+    train, validation, test = carve(
+        pool, found["validation_path"], found["test_path"], config, random.Random(seed), _take
+    )
     if not train or not test:
         raise DataError(
             f"After splitting, train has {len(train)} and test {len(test)} sentences; both need "

@@ -37,7 +37,7 @@ def summary_section(doc: Doc, facts: RunFacts) -> None:
     if facts.metrics:
         for name in facts.task.headline_metrics:
             rows.append([f"test {facts.task.metric_title(name)}", f"{facts.metrics[name]:.4f}"])
-        rows.append(["test examples", facts.metrics["num_examples"]])
+        rows.append(["test examples", facts.metrics.get("num_examples", "—")])
     speed = [row["steps_per_second"] for row in facts.history if "steps_per_second" in row]
     if speed:
         batch = runtime.get("global_batch_size") or 0

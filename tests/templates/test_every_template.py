@@ -36,6 +36,7 @@ TASK_INVALID = {
     "causal-lm": [("sequence_length", "8"), ("lora_rank", "-1"), ("lora_rank", "x")],
     "text-classification": [("sequence_length", "abc"), ("sequence_length", "4")],
     "image-classification": [("image_size", "16"), ("image_size", "big")],
+    "token-classification": [("sequence_length", "abc"), ("sequence_length", "4")],
 }
 
 
@@ -62,7 +63,12 @@ def template(name: str):
 
 
 def test_every_template_is_tested():
-    assert NAMES == ["causal-lm", "image-classification", "text-classification"]
+    assert NAMES == [
+        "causal-lm",
+        "image-classification",
+        "text-classification",
+        "token-classification",
+    ]
     assert set(TASK_INVALID) == set(NAMES)
 
 
