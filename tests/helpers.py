@@ -463,7 +463,7 @@ def power_cut_after_epoch(epoch: int = 1):
 
     standard = training.callbacks
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "callbacks", lambda *a: [*standard(*a), Crash()])
+        patch.setattr(training, "callbacks", lambda *a, **k: [*standard(*a, **k), Crash()])
         yield
 
 

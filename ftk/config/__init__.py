@@ -18,6 +18,7 @@ config.train.epochs  # 3
 ```
 """
 
+from ftk.config.choices import BACKENDS, MAX_REPORT_MISTAKES, SCHEDULES
 from ftk.config.keys import to_dict, valid_keys
 from ftk.config.loading import (
     PATH_KEYS,
@@ -27,9 +28,6 @@ from ftk.config.loading import (
     with_absolute_paths,
 )
 from ftk.config.schema import (
-    BACKENDS,
-    MAX_REPORT_MISTAKES,
-    SCHEDULES,
     AugmentConfig,
     Config,
     DataConfig,

@@ -19,10 +19,15 @@ def foreign_keys(task: str) -> dict[str, str]:
     two tasks both read is foreign to neither."""
     this = get_task(task)
     others = [t for t in all_tasks() if t.name != task]
-    foreign = {key: t.name for t in others for key in t.only_keys if key not in this.only_keys}
+    owners: dict[str, list[str]] = {}
+    for other in others:
+        for key in other.only_keys:
+            if key not in this.only_keys:
+                owners.setdefault(key, []).append(other.name)
     # Shared keys this task does not read are foreign to it too: owned by the tasks that do.
-    readers = "/".join(t.name for t in others)
-    return {**foreign, **{key: readers for key in this.unused_keys}}
+    for key in this.unused_keys:
+        owners[key] = [t.name for t in others if key not in t.unused_keys]
+    return {key: "/".join(names) for key, names in owners.items()}
 
 
 def sections() -> dict[str, type]:

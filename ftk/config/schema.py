@@ -1,5 +1,5 @@
-"""The configuration's schema: one frozen dataclass per `config.toml` section, and the
-choices its keys take. Standard library only; imports nothing from ftk but its errors.
+"""The configuration's schema: one frozen dataclass per `config.toml` section (the choices
+its keys take are in `ftk.config.choices`). Standard library only.
 
 Every key of every task is a field here, so a baked project's `config.toml` reads the same
 for all tasks; which task reads a key, and its task-specific default, is said by the task
@@ -11,54 +11,8 @@ which `python -m ftk.docs_reference --write` turns into `docs/reference/config.m
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-BACKENDS = ("tensorflow", "jax", "torch")
-DISTRIBUTIONS = tuple("auto none mirrored multi_worker tpu data_parallel model_parallel".split())
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-LR_SCALING = ("none", "linear", "sqrt")
-DATA_FORMATS = ("folder", "csv", "tfds")
-ON_BAD_IMAGES = ("error", "skip")
-DECODE_ERRORS = ("strict", "replace")
-CONFLICTING_LABELS = ("error", "drop", "majority")  # data.conflicting_labels
-RECIPES = ("single", "two_phase", "gradual")
-SCHEDULES = ("constant", "linear", "exponential", "cosine", "one_cycle")
-TUNE_ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
-QUANTIZE = ("none", "int8")  # model.quantize
-CHAT_TEMPLATES = ("auto", "chatml", "plain")  # model.chat_template
-CLASS_WEIGHTS = ("none", "balanced")  # train.class_weight
-SAMPLERS = ("greedy", "top_k", "top_p")  # generate.sampler
-TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
-TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
-MAX_REPORT_MISTAKES = 100  # run.report_mistakes and `ftk report --mistakes`
-NAME_HELP = "letters, digits, '_', '-' or '.', starting with a letter or digit"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# The keys whose value is one of a fixed set, and the keys whose value follows a pattern
-# (what the reference lists; the checks are in `ftk.config.validation` and the tasks).
-CHOICES = {
-    "runtime.backend": BACKENDS,
-    "runtime.distribution": DISTRIBUTIONS,
-    "runtime.precision": PRECISIONS,
-    "runtime.scale_learning_rate": LR_SCALING,
-    "data.format": DATA_FORMATS,
-    "data.conflicting_labels": CONFLICTING_LABELS,
-    "data.decode_errors": DECODE_ERRORS,
-    "data.on_bad_images": ON_BAD_IMAGES,
-    "train.schedule": SCHEDULES,
-    "recipe.name": RECIPES,
-    "tune.algorithm": TUNE_ALGORITHMS,
-    "model.quantize": QUANTIZE,
-    "model.chat_template": CHAT_TEMPLATES,
-    "generate.sampler": SAMPLERS,
-    "train.class_weight": CLASS_WEIGHTS,
-}
-PATTERNS = {
-    "model.trainable": TRAINABLE_HELP,
-    "tune.name": NAME_HELP,
-    "export.model_name": NAME_HELP,
-}
 
 
 @dataclass(frozen=True)
@@ -187,11 +141,18 @@ class DataConfig:
     `test` split if there is one)."""
     text_column: str = "text"
     """CSV column or TFDS feature that holds the text."""
+    second_text_column: str = ""
+    """Text pairs (similarity, entailment, duplicate questions): the CSV column that holds each
+    example's second text, packed with the first as `[CLS] a [SEP] b [SEP]`; `""` = single
+    texts."""
     image_column: str = "path"
     """CSV column of image paths (relative to the CSV file), or the TFDS feature that holds the
     image (usually `image`; the template sets it for `tfds`)."""
     label_column: str = "label"
     """CSV column or TFDS feature that holds the label."""
+    target_columns: list[str] = field(default_factory=list)
+    """Regression: the CSV columns that hold the numbers to predict (one or more); `[]` = every
+    column but `text_column`."""
     labels: list[str] = field(default_factory=list)
     """Class names in id order; `[]` infers them, sorted, from the data. With a list, any
     other label is an error."""
@@ -290,6 +251,13 @@ class TrainConfig:
     class_weight: str = "none"
     """`balanced`: each training example's loss weighs n / (classes × its class's count), so
     rare classes count as much as common ones (imbalanced data); `none`: all weigh 1."""
+    loss: str = "auto"
+    """The loss: `auto` is the task's usual one (cross-entropy; regression: `mse`). Classifiers:
+    `cross_entropy` or `focal` (focal loss, for imbalanced data); regression: `mse`, `mae` or
+    `huber` (squared near 0, linear beyond 1)."""
+    focal_gamma: float = 2.0
+    """`train.loss = "focal"`: how much confidently right examples are down-weighted, the
+    loss × (1 − p)^γ (2 as in the paper; 0 is cross-entropy)."""
     gradient_accumulation_steps: int = 1
     """Apply the optimizer every this many batches, with the gradients averaged (a larger
     effective batch in the memory of a small one); `1` = every batch."""

@@ -4,7 +4,7 @@ was received and what is expected."""
 
 from __future__ import annotations
 
-from ftk.config.schema import (
+from ftk.config.choices import (
     CHOICES,
     CONFLICTING_LABELS,
     DISTRIBUTIONS,
@@ -13,8 +13,8 @@ from ftk.config.schema import (
     NAME_RE,
     TRAINABLE_HELP,
     TRAINABLE_RE,
-    Config,
 )
+from ftk.config.schema import Config
 from ftk.config.space import search_spec
 from ftk.errors import ConfigError
 from ftk.tasks.registry import get_task

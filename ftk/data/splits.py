@@ -70,6 +70,10 @@ class Splits:
     skipped: list[Skipped] = field(default_factory=list)
     conflicts: Conflicts = field(default_factory=Conflicts)
 
+    def label_summary(self) -> str:
+        """What the run's log says about the labels ("5 labels")."""
+        return f"{len(self.label_names)} labels"
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Examples per label in each split (`{"examples": n}` for a task without labels)."""
         if not self.label_names:

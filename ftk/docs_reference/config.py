@@ -2,7 +2,7 @@
 
 A key's description is the docstring on the line after its field in `ftk/config/schema.py`
 (read with `ast`: Python keeps no such strings at run time); its type and default are the
-field's, its choices `schema.CHOICES` / `schema.PATTERNS` (or the registered tasks, for
+field's, its choices `choices.CHOICES` / `choices.PATTERNS` (or the registered tasks, for
 `run.task`, `tune.objective` and `train.monitor`), and who reads it `Task.only_keys` and
 `Task.defaults`.
 """
@@ -16,7 +16,7 @@ import inspect
 import re
 import typing
 
-from ftk.config import schema, space
+from ftk.config import choices, schema, space
 from ftk.config.keys import sections
 from ftk.config.toml import toml_value
 from ftk.tasks.registry import all_tasks
@@ -79,10 +79,10 @@ def _values(key: str, tasks) -> str:
         if len(set(per_task.values())) == 1:
             return f"{auto}one of {next(iter(per_task.values()))}"
         return f"{auto}one of " + "; ".join(f"{n}: {c}" for n, c in per_task.items())
-    if key in schema.CHOICES:
-        return "one of " + ", ".join(f"`{c}`" for c in schema.CHOICES[key])
-    if key in schema.PATTERNS:
-        return _code_quoted(schema.PATTERNS[key])
+    if key in choices.CHOICES:
+        return "one of " + ", ".join(f"`{c}`" for c in choices.CHOICES[key])
+    if key in choices.PATTERNS:
+        return _code_quoted(choices.PATTERNS[key])
     return ""
 
 

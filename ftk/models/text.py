@@ -7,6 +7,7 @@ and preprocessor); it never re-implements a head or a tokenizer.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import keras
 import keras_hub
@@ -29,6 +30,14 @@ def build_text_classifier(
     >>> classifier = build_text_classifier(info, ModelConfig(sequence_length=128), 5)
     """
     check_num_classes(num_classes)
+    return text_classifier(info, model_config, num_classes)
+
+
+def text_classifier(
+    info: PresetInfo, model_config: ModelConfig, outputs: int
+) -> keras_hub.models.TextClassifier:
+    """keras-hub's `TextClassifier` on `info` with `outputs` linear outputs (logits, or a
+    regression's numbers) on the pooled features, and its preprocessor."""
     check_online(info)
     with preset_errors(info, "a text classifier"):
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
@@ -43,7 +52,7 @@ def build_text_classifier(
             )
         classifier = keras_hub.models.TextClassifier.from_preset(
             info.location,
-            num_classes=num_classes,
+            num_classes=outputs,
             preprocessor=preprocessor,
             dropout=model_config.dropout,
         )
@@ -73,3 +82,15 @@ def use_exact_gelu(backbone) -> int:
             dense.activation = exact_gelu
             changed += 1
     return changed
+
+
+def save_preprocessor(model, path: Path) -> None:
+    """The preprocessor as a keras-hub preset, loadable without the backbone weights:
+    `keras_hub.models.TextClassifierPreprocessor.from_preset(path)`."""
+    from ftk.files import write_json
+
+    model.preprocessor.save_to_preset(str(path))
+    config = keras.saving.serialize_keras_object(model.backbone)
+    for key in ("compile_config", "build_config"):
+        config.pop(key, None)
+    write_json(path / "config.json", config)

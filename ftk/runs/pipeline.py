@@ -174,7 +174,7 @@ def open_run_directory(state: Run, extra: dict | None) -> None:
 
 def _log_data(splits) -> None:
     sizes = {k: len(getattr(splits, k)) for k in ("train", "validation", "test")}
-    labels = f", {len(splits.label_names)} labels" if splits.label_names else ""
+    labels = f", {splits.label_summary()}" if splits.label_names else ""
     logger.info(
         "Data: %s examples%s (%d exact duplicates dropped)",
         sizes,

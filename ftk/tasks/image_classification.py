@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftk.config.schema import ON_BAD_IMAGES
+from ftk.config.choices import ON_BAD_IMAGES
 from ftk.tasks.classification import CLASSIFICATION_OUTPUTS, ClassificationTask
 from ftk.tasks.registry import register_task
 
@@ -36,6 +36,7 @@ class ImageClassification(ClassificationTask):
     only_keys = (
         "model.image_size",
         "model.freeze_batchnorm",
+        "train.focal_gamma",
         "data.image_column",
         "data.on_bad_images",
         "augment.flip",
@@ -57,6 +58,7 @@ class ImageClassification(ClassificationTask):
     }
 
     def validate(self, config: Config, fail) -> None:
+        super().validate(config, fail)
         if not config.data.path:
             fail("data.path", "a folder of <label>/ sub-folders, a CSV file or a TFDS name")
         if not 32 <= config.model.image_size <= 1024:

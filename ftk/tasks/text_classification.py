@@ -8,27 +8,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftk.config.schema import DECODE_ERRORS
+from ftk.config.choices import DECODE_ERRORS
 from ftk.tasks.classification import CLASSIFICATION_OUTPUTS, ClassificationTask
 from ftk.tasks.registry import register_task
 
 if TYPE_CHECKING:
     from ftk.config.schema import Config
     from ftk.data.splits import Examples, Splits
-
-
-def save_preprocessor(model, path: Path) -> None:
-    """The preprocessor as a keras-hub preset, loadable without the backbone weights:
-    `keras_hub.models.TextClassifierPreprocessor.from_preset(path)`."""
-    import keras
-
-    from ftk.files import write_json
-
-    model.preprocessor.save_to_preset(str(path))
-    config = keras.saving.serialize_keras_object(model.backbone)
-    for key in ("compile_config", "build_config"):
-        config.pop(key, None)
-    write_json(path / "config.json", config)
 
 
 @register_task
@@ -39,13 +25,19 @@ class TextClassification(ClassificationTask):
     cpu_compute = "text_encoder"
     title = "Text classification"
     template = "text-classification"
-    only_keys = ("model.sequence_length", "data.text_column", "data.decode_errors")
+    only_keys = (
+        "model.sequence_length",
+        "data.text_column",
+        "data.decode_errors",
+        "train.focal_gamma",
+    )
     signature = {
         "inputs": {"text": "DT_STRING [-1]"},
         "outputs": CLASSIFICATION_OUTPUTS,
     }
 
     def validate(self, config: Config, fail) -> None:
+        super().validate(config, fail)
         if not config.data.path:
             fail(
                 "data.path",
@@ -83,6 +75,7 @@ class TextClassification(ClassificationTask):
         import numpy as np
         import tensorflow as tf
 
+        from ftk.models.text import save_preprocessor
         from ftk.tasks.classification.onnx import write_text_onnx
         from ftk.tasks.classification.savedmodel import write_text_savedmodel
         from ftk.tasks.classification.verify import (

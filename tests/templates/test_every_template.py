@@ -37,6 +37,7 @@ TASK_INVALID = {
     "text-classification": [("sequence_length", "abc"), ("sequence_length", "4")],
     "image-classification": [("image_size", "16"), ("image_size", "big")],
     "token-classification": [("sequence_length", "abc"), ("sequence_length", "4")],
+    "text-regression": [("sequence_length", "abc"), ("sequence_length", "4")],
 }
 
 
@@ -67,6 +68,7 @@ def test_every_template_is_tested():
         "causal-lm",
         "image-classification",
         "text-classification",
+        "text-regression",
         "token-classification",
     ]
     assert set(TASK_INVALID) == set(NAMES)

@@ -9,8 +9,8 @@ import pytest
 
 from ftk import docs_reference
 from ftk.config import load_config
+from ftk.config.choices import CHOICES, PATTERNS
 from ftk.config.keys import sections, valid_keys
-from ftk.config.schema import CHOICES, PATTERNS
 from ftk.docs_reference.config import field_docs
 from ftk.errors import ConfigError
 from ftk.tasks.registry import all_tasks

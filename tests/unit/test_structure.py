@@ -129,7 +129,12 @@ def test_no_module_outside_the_tasks_names_a_task():
     """Only `ftk/tasks/` and the config schema (its `run.task` default) spell a task's name:
     everything else asks the task."""
     names = [t.name for t in registered_tasks()]
-    assert {"text_classification", "image_classification", "token_classification"} <= set(names)
+    assert {
+        "text_classification",
+        "image_classification",
+        "token_classification",
+        "text_regression",
+    } <= set(names)
     hits = []
     for path in PACKAGE.rglob("*.py"):
         relative = path.relative_to(ROOT).as_posix()
@@ -210,3 +215,11 @@ def test_public_api_names_resolve_lazily():
         assert getattr(ftk, name) is not None
     with pytest.raises(AttributeError):
         ftk.not_a_public_name  # noqa: B018
+
+
+def test_test_modules_have_unique_names():
+    """The test folders have no `__init__.py`, so pytest imports each module by its file name: two
+    `test_x.py` in different folders stop the whole collection ("import file mismatch")."""
+    tests = Path(__file__).resolve().parents[1]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

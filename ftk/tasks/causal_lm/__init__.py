@@ -46,6 +46,7 @@ class CausalLM(Task):
     )
     unused_keys = (
         "run.report_mistakes",
+        "train.loss",
         "data.format",
         "data.label_column",
         "data.labels",

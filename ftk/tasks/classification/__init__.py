@@ -79,10 +79,17 @@ class ClassificationTask(Task):
 
         seed_head(model, config.run.seed)
 
-    def loss(self, config: Config):
-        from ftk.tasks.classification.losses import SparseCrossentropy
+    def validate(self, config: Config, fail) -> None:
+        """The loss keys every classifier reads (a subclass adds its own checks)."""
+        if config.train.loss not in ("auto", "cross_entropy", "focal"):
+            fail("train.loss", "'auto', 'cross_entropy' or 'focal' for a classifier")
+        if config.train.focal_gamma < 0:
+            fail("train.focal_gamma", ">= 0 (0 is plain cross-entropy)")
 
-        return SparseCrossentropy(label_smoothing=config.train.label_smoothing)
+    def loss(self, config: Config):
+        from ftk.tasks.classification.losses import loss_of
+
+        return loss_of(config.train)
 
     def metrics(self, config: Config) -> list:
         import keras

@@ -41,6 +41,7 @@ class TokenClassification(Task):
         "data.decode_errors",
         "train.label_smoothing",
         "train.class_weight",
+        "train.loss",
         "recipe.cv_folds",
         "tune.cache_features",
         "export.onnx_int8",

@@ -1,0 +1,48 @@
+"""Single texts or text pairs, as the model, the SavedModel and the verification take them.
+
+An example's input is a string, or a `[first, second]` list for a pair; the keras-hub
+preprocessor packs a pair `(first, second)` of string tensors as `[CLS] a [SEP] b [SEP]` with
+segment ids 0 and 1, when it is given as `preprocessor(x=pair)` (a positional tuple is read as
+`(x, y)`). The SavedModel of a pair model takes two inputs, `text` and `text_pair`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TEXT_INPUT = "text"
+PAIR_INPUT = "text_pair"
+
+
+def is_pairs(inputs: list) -> bool:
+    return bool(inputs) and isinstance(inputs[0], list | tuple)
+
+
+def columns(inputs: list) -> list[list[str]]:
+    """`[texts]`, or `[firsts, seconds]` for pairs."""
+    if is_pairs(inputs):
+        return [[pair[0] for pair in inputs], [pair[1] for pair in inputs]]
+    return [list(inputs)]
+
+
+def text_tensors(inputs: list):
+    """A string tensor, or a tuple of two (what the preprocessor reads as a pair)."""
+    import tensorflow as tf
+
+    tensors = tuple(tf.constant(column, tf.string) for column in columns(inputs))
+    return tensors if len(tensors) == 2 else tensors[0]
+
+
+def serving_arrays(inputs: list) -> dict[str, np.ndarray]:
+    """`serving_default`'s keyword arguments: `{"text": ...}` (and `"text_pair"`), as object
+    arrays of UTF-8 bytes."""
+    names = (TEXT_INPUT, PAIR_INPUT)
+    return {
+        name: np.asarray([t.encode("utf-8") for t in column], dtype=object)
+        for name, column in zip(names, columns(inputs), strict=False)
+    }
+
+
+def shown(text) -> str:
+    """An input as the report shows it: a pair's two texts joined by ` ‖ `."""
+    return " ‖ ".join(text) if isinstance(text, list | tuple) else text
