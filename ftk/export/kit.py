@@ -44,8 +44,9 @@ def _ours(path: Path) -> bool:
 
 
 def write_clients(project_dir: Path, model_name: str, version_dir: Path, signature: dict) -> list:
-    """Write the client examples for a task's `signature`; returns the paths written."""
-    (input_name,) = signature["inputs"]
+    """Write the client examples for a task's `signature`; returns the paths written. They
+    send one input, the signature's first (a pair model's `text_pair` is to be added by hand)."""
+    input_name = next(iter(signature["inputs"]))
     source = f"{version_dir.parent.name}/{version_dir.name}"
     folder = Path(project_dir) / CLIENTS_DIR
     folder.mkdir(parents=True, exist_ok=True)

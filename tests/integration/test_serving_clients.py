@@ -162,3 +162,14 @@ def test_rest_server_refuses_what_tf_serving_refuses(tmp_path, rest_server):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request, timeout=10)
         assert info.value.code == 400
+
+
+def test_a_two_input_signature_gets_clients_for_its_first_input(tmp_path):
+    """A pair model (`text`, `text_pair`): the examples are written for `text` (the second
+    input is added by hand; docs/limits.md), not an export that fails after publishing."""
+    from ftk.tasks.registry import get_task
+
+    signature = get_task("text_regression").signature
+    assert list(signature["inputs"]) == ["text", "text_pair"]
+    written = write_clients(tmp_path, "pairs", tmp_path / "saved_models/pairs/1", signature)
+    assert len(written) == 3 and 'INPUT = "text"' in (written[-1]).read_text()

@@ -35,6 +35,10 @@ def main(argv: list[str]) -> None:
         i = argv.index("--target")
         target, argv = argv[i + 1], argv[:i] + argv[i + 2 :]
     out = predict(argv, target)
+    if "class_name" not in out:  # not a classifier: every output as it came, per input
+        for i, arg in enumerate(argv):
+            print({name: value[i].tolist() for name, value in out.items()}, arg, sep="\t")
+        return
     for arg, name, p in zip(argv, out["class_name"], out["probabilities"], strict=True):
         print(f"{name.decode()}\t{p.max():.4f}\t{arg}")
 

@@ -35,7 +35,10 @@ def main(argv: list[str]) -> None:
         i = argv.index("--url")
         url, argv = argv[i + 1], argv[:i] + argv[i + 2 :]
     for arg, p in zip(argv, predict(argv, url), strict=True):
-        print(f"{p['class_name']}\t{max(p['probabilities']):.4f}\t{arg}")
+        if "class_name" in p:  # a classifier
+            print(f"{p['class_name']}\t{max(p['probabilities']):.4f}\t{arg}")
+        else:  # any other task: its outputs as they came
+            print(f"{json.dumps(p, ensure_ascii=False)}\t{arg}")
 
 
 if __name__ == "__main__":

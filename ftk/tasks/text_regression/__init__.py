@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 LOSSES = {"auto": "mse", "mse": "mse", "mae": "mae", "huber": "huber"}
 
 
+def _inputs_only(x, y):
+    """`(x,)`: a 1-tuple, so that Keras does not read a pair `x = (a, b)` as `(x, y)`."""
+    return (x,)
+
+
 @register_task
 class TextRegression(Task):
     """Numbers from text: the pooled features into `len(targets)` linear outputs."""
@@ -143,7 +148,7 @@ class TextRegression(Task):
         import keras
         import numpy as np
 
-        values = model.predict(dataset.map(lambda x, y: (x,)), verbose=0)  # (x,): x may be a pair
+        values = model.predict(dataset.map(_inputs_only), verbose=0)
         return np.asarray(keras.ops.convert_to_numpy(values), np.float32)
 
     def evaluate(self, examples: Examples, outputs: np.ndarray, label_names: list[str]) -> dict:
