@@ -64,6 +64,7 @@ def write_split(rare: int, seed: int = 42) -> dict[str, dict[str, int]]:
 def run(name: str, overrides: list[str]) -> dict:
     command = [sys.executable, str(PROJECT / "train.py"), "--quiet"]
     for override in [
+        "data.format=csv",
         f"data.path={DATA / 'train.csv'}",
         f"data.validation_path={DATA / 'validation.csv'}",
         f"data.test_path={DATA / 'test.csv'}",

@@ -149,13 +149,9 @@ class CausalLM(Task):
         ds = tf.data.Dataset.from_tensor_slices(
             ({"token_ids": e.token_ids, "padding_mask": e.padding_mask}, e.targets, e.weights)
         )
-        if training and config.data.shuffle_buffer:
-            ds = ds.shuffle(
-                min(config.data.shuffle_buffer, len(e.token_ids)) or 1,
-                seed=config.run.seed,
-                reshuffle_each_iteration=True,
-            )
-        return ds.batch(config.train.batch_size).prefetch(tf.data.AUTOTUNE)
+        from ftk.data.batches import batched
+
+        return batched(ds, len(e.token_ids), config, training)
 
     # -- model ------------------------------------------------------------------------------
     def build_model(self, info, config: Config, label_names: list[str]):

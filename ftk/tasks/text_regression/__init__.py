@@ -106,13 +106,9 @@ class TextRegression(Task):
 
         targets = np.asarray(examples.labels, np.float32)
         ds = tf.data.Dataset.from_tensor_slices((text_tensors(examples.inputs), targets))
-        if training and config.data.shuffle_buffer:
-            ds = ds.shuffle(
-                min(config.data.shuffle_buffer, len(examples)) or 1,
-                seed=config.run.seed,
-                reshuffle_each_iteration=True,
-            )
-        return ds.batch(config.train.batch_size).prefetch(tf.data.AUTOTUNE)
+        from ftk.data.batches import batched
+
+        return batched(ds, len(examples), config, training)
 
     # -- model ------------------------------------------------------------------------------
     def build_model(self, info, config: Config, label_names: list[str]):

@@ -116,13 +116,9 @@ class TokenClassification(Task):
 
         e = self.encoding(examples, config, examples.label_names)
         ds = tf.data.Dataset.from_tensor_slices((e.inputs, e.targets, e.weights))
-        if training and config.data.shuffle_buffer:
-            ds = ds.shuffle(
-                min(config.data.shuffle_buffer, len(examples)) or 1,
-                seed=config.run.seed,
-                reshuffle_each_iteration=True,
-            )
-        return ds.batch(config.train.batch_size).prefetch(tf.data.AUTOTUNE)
+        from ftk.data.batches import batched
+
+        return batched(ds, len(examples), config, training)
 
     # -- model ------------------------------------------------------------------------------
     def build_model(self, info, config: Config, label_names: list[str]):
