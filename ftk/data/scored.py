@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config.schema import DataConfig
-from ftk.data.splits import Examples, Splits, carve, drop_duplicates
+from ftk.data.splits import Examples, Splits, carve, drop_duplicates, random_take
 from ftk.errors import DataError
 
 VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
@@ -220,13 +220,6 @@ def read_scored(path_value: str, config: DataConfig, resolve) -> tuple[list[Scor
     return read_csv(path, config)
 
 
-def _random_take(items: list, fraction: float, rng: random.Random) -> tuple[list, list]:
-    shuffled = list(items)
-    rng.shuffle(shuffled)
-    k = round(len(shuffled) * fraction)
-    return shuffled[:k], shuffled[k:]
-
-
 def _examples(rows: list[Scored], width: int) -> Examples:
     values = np.asarray([r.values for r in rows], np.float32).reshape(len(rows), width)
     return Examples(inputs=[r.input for r in rows], labels=values)
@@ -259,7 +252,7 @@ def load_scored_splits(config: DataConfig, resolve, seed: int) -> ScoredSplits:
     pool, duplicates = drop_duplicates(official_pool or pool, key=lambda r: (r.text, r.second))
     rng = random.Random(seed)
     train, validation, test = carve(
-        pool, given.get("validation"), given.get("test"), config, rng, _random_take
+        pool, given.get("validation"), given.get("test"), config, rng, random_take
     )
     if not train or not test:
         raise DataError(

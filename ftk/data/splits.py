@@ -215,6 +215,14 @@ def drop_duplicates(items: list, key) -> tuple[list, int]:
     return kept, len(items) - len(kept)
 
 
+def random_take(items: list, fraction: float, rng: random.Random) -> tuple[list, list]:
+    """`(taken, rest)`: `round(len(items) * fraction)` items drawn at random (for `carve`)."""
+    shuffled = list(items)
+    rng.shuffle(shuffled)
+    n = round(len(items) * fraction)
+    return shuffled[:n], shuffled[n:]
+
+
 def carve(pool: list, validation, test, config: DataConfig, rng: random.Random, take):
     """`(train, validation, test)`: the splits not given (None) carved out of `pool` with
     `take(items, fraction, rng) -> (taken, rest)`, then the training cap applied to a shuffled

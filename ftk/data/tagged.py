@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ftk.config.schema import DataConfig
-from ftk.data.splits import Examples, Splits, carve, drop_duplicates
+from ftk.data.splits import Examples, Splits, carve, drop_duplicates, random_take
 from ftk.errors import DataError
 
 logger = logging.getLogger("ftk")
@@ -196,13 +196,6 @@ def _fingerprint(splits: dict[str, list]) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _take(pool: list, fraction: float, rng: random.Random) -> tuple[list, list]:
-    shuffled = pool[:]
-    rng.shuffle(shuffled)
-    n = round(len(pool) * fraction)
-    return shuffled[:n], shuffled[n:]
-
-
 def load_tagged_splits(config: DataConfig, resolve, seed: int) -> TaggedSplits:
     """Train, validation and test sentences from `[data]`, exact duplicates dropped; the label
     names are the tag names (`O` first)."""
@@ -214,7 +207,7 @@ def load_tagged_splits(config: DataConfig, resolve, seed: int) -> TaggedSplits:
     if not pool:
         raise DataError(f"No sentences found. Received: data.path={config.path!r}")
     train, validation, test = carve(
-        pool, found["validation_path"], found["test_path"], config, random.Random(seed), _take
+        pool, found["validation_path"], found["test_path"], config, random.Random(seed), random_take
     )
     if not train or not test:
         raise DataError(
