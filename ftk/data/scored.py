@@ -225,14 +225,9 @@ def _examples(rows: list[Scored], width: int) -> Examples:
     return Examples(inputs=[r.input for r in rows], labels=values)
 
 
-def _given_splits(config: DataConfig, resolve, names: list[str]) -> tuple[list, dict]:
-    """The pool and the splits that are given: `data.validation_path` / `data.test_path`, or
-    the official ones of `example:stsb`."""
-    if config.path == EXAMPLE_STSB:
-        official = read_stsb()
-        pool = official.pop("train")
-    else:
-        official, pool = {}, None
+def _given_splits(config: DataConfig, resolve, names: list[str]) -> dict[str, list[Scored]]:
+    """The validation and test splits `data.validation_path` / `data.test_path` give."""
+    given = {}
     for split, value in (("validation", config.validation_path), ("test", config.test_path)):
         if value:
             rows, theirs = read_scored(value, config, resolve)
@@ -240,16 +235,21 @@ def _given_splits(config: DataConfig, resolve, names: list[str]) -> tuple[list, 
                 raise DataError(
                     f"data.{split}_path has the targets {theirs}, data.path has {names}."
                 )
-            official[split] = rows
-    return pool, official
+            given[split] = rows
+    return given
 
 
 def load_scored_splits(config: DataConfig, resolve, seed: int) -> ScoredSplits:
     """Train / validation / test splits of `[data]` (validation and test carved out of `path`,
     at random and seeded, unless given); exact duplicate texts are dropped first."""
-    pool, names = read_scored(config.path, config, resolve)
-    official_pool, given = _given_splits(config, resolve, names)
-    pool, duplicates = drop_duplicates(official_pool or pool, key=lambda r: (r.text, r.second))
+    if config.path == EXAMPLE_STSB:  # its official splits, read once
+        official = read_stsb()
+        pool, names = official.pop("train"), [STSB_TARGET]
+    else:
+        official = {}
+        pool, names = read_scored(config.path, config, resolve)
+    given = {**official, **_given_splits(config, resolve, names)}
+    pool, duplicates = drop_duplicates(pool, key=lambda r: (r.text, r.second))
     rng = random.Random(seed)
     train, validation, test = carve(
         pool, given.get("validation"), given.get("test"), config, rng, random_take
