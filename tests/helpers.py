@@ -562,3 +562,24 @@ def lm_conversations(n: int) -> list[dict]:
         {"prompt": f"What colour is item {i}?", "response": f"Item {i} is {colours[i % 8]}."}
         for i in range(n)
     ]
+
+
+def train_on_backend(config: Path, tmp_path: Path, backend: str) -> Path:
+    """The project of `config` trained for 2 epochs in a fresh process on `backend` (runs and
+    exports under `tmp_path`, no ONNX: a JAX or torch run exports from a TensorFlow process);
+    returns its run directory."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    code = "import sys; from ftk.cli.main import train_main; sys.exit(train_main(sys.argv[1:]))"
+    command = [sys.executable, "-c", code, "--config", str(config)]
+    for override in (
+        f"runtime.backend={backend}",
+        f"run.run_dir={tmp_path / 'runs'}",
+        f"export.export_dir={tmp_path / 'saved_models'}",
+        "train.epochs=2",
+        "export.onnx=false",
+    ):
+        command += ["--set", override]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    return run_dir

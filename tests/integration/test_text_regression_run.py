@@ -7,14 +7,11 @@ the VADER movie-review sentences: `make demo-regression`
 
 import csv
 import json
-import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import FILLER, TOPICS
+from helpers import FILLER, TOPICS, train_on_backend
 
 MOOD = {"sport": 2.0, "tech": -2.0}
 
@@ -119,20 +116,7 @@ def test_a_bad_number_names_its_line(tmp_path, tiny_preset):
 
 def test_jax_trains_and_exports(project, tmp_path):
     """The same run on JAX: the export (a TensorFlow process) reproduces its numbers."""
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    code = "import sys; from ftk.cli.main import train_main; sys.exit(train_main(sys.argv[1:]))"
-    command = [sys.executable, "-c", code, "--config", str(project / "config.toml")]
-    for override in (
-        "runtime.backend=jax",
-        f"run.run_dir={tmp_path / 'runs'}",
-        f"export.export_dir={tmp_path / 'saved_models'}",
-        "train.epochs=2",
-        "export.onnx=false",
-    ):
-        command += ["--set", override]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = train_on_backend(project / "config.toml", tmp_path, "jax")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert json.loads((run_dir / "run.json").read_text())["backend"] == "jax"
     assert summary["export"]["examples"] == 12

@@ -5,13 +5,10 @@ report; and the same run on JAX and torch (exported from a TensorFlow process). 
 MiniLM-L6 on WNUT-16: `make demo-ner` (docs/results/2026-12-03-ner.md)."""
 
 import json
-import os
 import random
-import subprocess
-import sys
 
 import pytest
-from helpers import FILLER, TOPICS
+from helpers import FILLER, TOPICS, train_on_backend
 
 TYPES = ("sport", "tech")  # the music words stay 'O'
 
@@ -100,20 +97,7 @@ def test_train_evaluate_export_verify(project):
 def test_other_backends_train_and_export(project, tmp_path, backend):
     """The same run on JAX and torch: the export (a TensorFlow process) reproduces the entities
     of the training backend's model."""
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    code = "import sys; from ftk.cli.main import train_main; sys.exit(train_main(sys.argv[1:]))"
-    command = [sys.executable, "-c", code, "--config", str(project / "config.toml")]
-    for override in (
-        f"runtime.backend={backend}",
-        f"run.run_dir={tmp_path / 'runs'}",
-        f"export.export_dir={tmp_path / 'saved_models'}",
-        "train.epochs=2",
-        "export.onnx=false",
-    ):
-        command += ["--set", override]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = train_on_backend(project / "config.toml", tmp_path, backend)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert json.loads((run_dir / "run.json").read_text())["backend"] == backend
     assert summary["export"]["examples"] == 12
