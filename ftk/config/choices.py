@@ -23,6 +23,7 @@ TUNE_ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
 QUANTIZE = ("none", "int8")  # model.quantize
 CHAT_TEMPLATES = ("auto", "chatml", "plain")  # model.chat_template
 CLASS_WEIGHTS = ("none", "balanced")  # train.class_weight
+THRESHOLDS = ("tuned", "fixed")  # train.thresholds (multi-label)
 LOSSES = ("auto", "cross_entropy", "focal", "mse", "mae", "huber")  # train.loss (by task)
 SAMPLERS = ("greedy", "top_k", "top_p")  # generate.sampler
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
@@ -49,6 +50,7 @@ CHOICES = {
     "generate.sampler": SAMPLERS,
     "train.class_weight": CLASS_WEIGHTS,
     "train.loss": LOSSES,
+    "train.thresholds": THRESHOLDS,
 }
 PATTERNS = {
     "model.trainable": TRAINABLE_HELP,

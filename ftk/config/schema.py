@@ -153,6 +153,9 @@ class DataConfig:
     target_columns: list[str] = field(default_factory=list)
     """Regression: the CSV columns that hold the numbers to predict (one or more); `[]` = every
     column but `text_column`."""
+    label_separator: str = ","
+    """Multi-label: what separates the labels in one `label_column` cell (`"Drama, Crime"`;
+    spaces around a label are dropped)."""
     labels: list[str] = field(default_factory=list)
     """Class names in id order; `[]` infers them, sorted, from the data. With a list, any
     other label is an error."""
@@ -252,12 +255,21 @@ class TrainConfig:
     """`balanced`: each training example's loss weighs n / (classes × its class's count), so
     rare classes count as much as common ones (imbalanced data); `none`: all weigh 1."""
     loss: str = "auto"
-    """The loss: `auto` is the task's usual one (cross-entropy; regression: `mse`). Classifiers:
-    `cross_entropy` or `focal` (focal loss, for imbalanced data); regression: `mse`, `mae` or
+    """The loss: `auto` is the task's usual one (cross-entropy; regression: `mse`). Classifiers
+    (multi-label too: binary, per label): `cross_entropy` or `focal` (focal loss, for
+    imbalanced data); regression: `mse`, `mae` or
     `huber` (squared near 0, linear beyond 1)."""
     focal_gamma: float = 2.0
     """`train.loss = "focal"`: how much confidently right examples are down-weighted, the
     loss × (1 − p)^γ (2 as in the paper; 0 is cross-entropy)."""
+    thresholds: str = "tuned"
+    """Multi-label: when a label is predicted. `tuned`: each label's probability threshold is
+    the one with the best F1 on the validation split (`train.threshold` where the validation
+    split has no example of the label); `fixed`: `train.threshold` for every label. The
+    export applies the same thresholds."""
+    threshold: float = 0.5
+    """Multi-label: the fixed probability threshold (in (0, 1)) of `train.thresholds = "fixed"`,
+    the fallback of `tuned`, and the threshold of the F1 measured after each epoch."""
     gradient_accumulation_steps: int = 1
     """Apply the optimizer every this many batches, with the gradients averaged (a larger
     effective batch in the memory of a small one); `1` = every batch."""

@@ -200,8 +200,12 @@ def read_csv(path: Path, config: DataConfig) -> tuple[list[Scored], list[str]]:
     return rows, targets
 
 
-def read_scored(path_value: str, config: DataConfig, resolve) -> tuple[list[Scored], list[str]]:
-    """The examples and target names of `path_value` (an `example:` name or a CSV file)."""
+def read_scored(
+    path_value: str, config: DataConfig, resolve, names: list[str] | None = None
+) -> tuple[list[Scored], list[str]]:
+    """The examples and target names of `path_value` (an `example:` name or a CSV file).
+    `names`: the targets of `data.path` when reading a given validation or test file (a
+    reader with a vocabulary, such as the multi-label one, reads them in that order)."""
     if path_value.startswith("example:"):
         if path_value == EXAMPLE_STSB:
             return [r for rows in read_stsb().values() for r in rows], [STSB_TARGET]
@@ -225,12 +229,12 @@ def _examples(rows: list[Scored], width: int) -> Examples:
     return Examples(inputs=[r.input for r in rows], labels=values)
 
 
-def _given_splits(config: DataConfig, resolve, names: list[str]) -> dict[str, list[Scored]]:
+def _given_splits(config: DataConfig, resolve, names: list[str], read) -> dict[str, list[Scored]]:
     """The validation and test splits `data.validation_path` / `data.test_path` give."""
     given = {}
     for split, value in (("validation", config.validation_path), ("test", config.test_path)):
         if value:
-            rows, theirs = read_scored(value, config, resolve)
+            rows, theirs = read(value, config, resolve, names)
             if theirs != names:
                 raise DataError(
                     f"data.{split}_path has the targets {theirs}, data.path has {names}."
@@ -239,16 +243,20 @@ def _given_splits(config: DataConfig, resolve, names: list[str]) -> dict[str, li
     return given
 
 
-def load_scored_splits(config: DataConfig, resolve, seed: int) -> ScoredSplits:
+def load_scored_splits(
+    config: DataConfig, resolve, seed: int, read=read_scored, kind=ScoredSplits
+) -> ScoredSplits:
     """Train / validation / test splits of `[data]` (validation and test carved out of `path`,
-    at random and seeded, unless given); exact duplicate texts are dropped first."""
+    at random and seeded, unless given); exact duplicate texts are dropped first. `read` is
+    `read_scored` or another reader of `(path_value, config, resolve, names)` -> `(rows,
+    names)` (the multi-label one); `kind` the `Splits` class returned."""
     if config.path == EXAMPLE_STSB:  # its official splits, read once
         official = read_stsb()
         pool, names = official.pop("train"), [STSB_TARGET]
     else:
         official = {}
-        pool, names = read_scored(config.path, config, resolve)
-    given = {**official, **_given_splits(config, resolve, names)}
+        pool, names = read(config.path, config, resolve)
+    given = {**official, **_given_splits(config, resolve, names, read)}
     pool, duplicates = drop_duplicates(pool, key=lambda r: (r.text, r.second))
     rng = random.Random(seed)
     train, validation, test = carve(
@@ -263,7 +271,7 @@ def load_scored_splits(config: DataConfig, resolve, seed: int) -> ScoredSplits:
     for split, rows in (("train", train), ("validation", validation), ("test", test)):
         for row in rows:
             digest.update(f"{split}\t{row.values}\t{row.text}\t{row.second}\n".encode())
-    return ScoredSplits(
+    return kind(
         train=_examples(train, len(names)),
         validation=_examples(validation, len(names)),
         test=_examples(test, len(names)),

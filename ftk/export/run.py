@@ -168,7 +168,8 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
             " and converting it to ONNX" if config.export.onnx else "",
             staging,
         )
-        task.write_export(model, labels, config, staging, inputs, expected)
+        calibration = read_json(files.calibration) if files.calibration.is_file() else {}
+        task.write_export(model, labels, config, staging, inputs, expected, calibration)
         write_warmup(staging, config.export.model_name, task.serving_inputs(staging))
         (staging / "assets.extra" / "ftk_config.toml").write_text(
             files.config.read_text(encoding="utf-8"), encoding="utf-8"

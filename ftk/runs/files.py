@@ -47,6 +47,7 @@ class RunFiles:
     adapter = property(lambda self: self._at("adapter.weights.h5"))  # LoRA factors + head
     interpolation = property(lambda self: self._at("interpolation.json"))  # WiSE-FT curve
     interpolation_plot = property(lambda self: self._at("interpolation.png"))
+    calibration = property(lambda self: self._at("calibration.json"))  # Task.calibrate
     metrics = property(lambda self: self._at("metrics.json"))  # test metrics
     test_split = property(lambda self: self._at("test_split.json"))  # inputs and targets
     outputs = property(lambda self: self._at("test_probabilities.npy"))  # model outputs on it

@@ -309,9 +309,11 @@ def finalize(state: Run) -> None:
 def evaluate(state: Run) -> dict:
     """Test metrics (the task's), the test outputs, and the reference the exports must match."""
     config, task, files, test = state.config, state.task, state.files, state.splits.test
+    calibration = task.calibrate(state.reference_model, state.splits, config)
+    write_json(files.calibration, calibration)
     logger.info("Evaluating on %d test examples", len(test))
     outputs = task.predict(state.reference_model, task.dataset(test, config, False))
-    metrics = {**task.evaluate(test, outputs, state.labels), **state.results}
+    metrics = {**task.evaluate(test, outputs, state.labels, calibration), **state.results}
     after = task.measure(state.reference_model, state.splits, config, "after")
     if after:
         metrics["after"] = after

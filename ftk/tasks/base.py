@@ -14,11 +14,12 @@ What a task owns, in the order a run uses it:
 - **model**: `build_model` on a resolved preset, `prepare_model` (seeding a new head),
   `freezes_batchnorm`, `loss` and `metrics` (what `compile` gets), `cpu_compute` (the kind of
   model, which decides whether bfloat16 pays on a CPU);
-- **evaluation**: `predict` (the outputs the exports are verified against), `evaluate`
-  (the test metrics), `measure` (anything else, before and after training),
-  `headline_metrics` (what a run's summary shows), `objectives` (what `train.monitor`, a
-  search and WiSE-FT may select by, each with its direction), `epoch_metrics` (validation
-  metrics that are no Keras compile metric, measured at each epoch's end when one is chosen);
+- **evaluation**: `predict` (the outputs the exports are verified against), `calibrate`
+  (choices made on the validation split, such as thresholds), `evaluate` (the test
+  metrics), `measure` (anything else, before and after training), `headline_metrics`
+  (what a run's summary shows), `objectives` (what `train.monitor`, a search and WiSE-FT
+  may select by, each with its direction), `epoch_metrics` (validation metrics that are no
+  Keras compile metric, measured at each epoch's end when one is chosen);
 - **export**: `signature` (the served `serving_default`), `write_export` (artifacts and the
   verification reference into a staging folder), `serving_inputs` (the warm-up requests'
   inputs), `verify_export` (every artifact against the Keras outputs), `measure_int8`;
@@ -122,8 +123,22 @@ class Task:
         test metrics are computed from and the exports are verified against."""
         raise NotImplementedError
 
-    def evaluate(self, examples: Examples, outputs: np.ndarray, label_names: list[str]) -> dict:
-        """The test metrics (`metrics.json`) of `outputs` against the examples' targets."""
+    def calibrate(self, model, splits: Splits, config: Config) -> dict:
+        """Choices made on the validation split after training, before the test evaluation
+        (multi-label: a probability threshold per label). Saved in the run (`calibration.json`)
+        and given to `evaluate` and `write_export`; `{}` = nothing to choose."""
+        return {}
+
+    def evaluate(
+        self,
+        examples: Examples,
+        outputs: np.ndarray,
+        label_names: list[str],
+        calibration: Mapping[str, Any] | None = None,
+    ) -> dict:
+        """The test metrics (`metrics.json`) of `outputs` against the examples' targets, with
+        the run's `calibration` (None in cross-validation folds, which have no validation
+        split)."""
         raise NotImplementedError
 
     def measure(self, model, splits: Splits, config: Config, when: str) -> dict:
@@ -150,9 +165,17 @@ class Task:
 
     # -- export ---------------------------------------------------------------------------
     def write_export(
-        self, model, label_names: list[str], config: Config, staging: Path, inputs, outputs
+        self,
+        model,
+        label_names: list[str],
+        config: Config,
+        staging: Path,
+        inputs,
+        outputs,
+        calibration: Mapping[str, Any] | None = None,
     ) -> None:
-        """The SavedModel (and ONNX, ...) plus the verification reference, in `staging`."""
+        """The SavedModel (and ONNX, ...) plus the verification reference, in `staging`;
+        `calibration` is what `calibrate` chose for the run."""
         raise NotImplementedError
 
     def serving_inputs(self, version_dir: Path) -> dict:

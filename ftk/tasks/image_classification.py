@@ -113,7 +113,9 @@ class ImageClassification(ClassificationTask):
             )
         return None
 
-    def write_export(self, model, labels, config: Config, staging: Path, paths, probabilities):
+    def write_export(
+        self, model, labels, config: Config, staging: Path, paths, probabilities, calibration=None
+    ):
         """SavedModel (bytes and pixels signatures), the reference images, and ONNX (pixels
         in)."""
         from ftk.tasks.classification.onnx import write_image_onnx

@@ -69,7 +69,7 @@ class TextClassification(ClassificationTask):
         return to_dataset(examples, config.train.batch_size)
 
     def write_export(
-        self, model, labels, config: Config, staging: Path, texts, probabilities
+        self, model, labels, config: Config, staging: Path, texts, probabilities, calibration=None
     ) -> None:
         """SavedModel (`text` in), the reference texts, and ONNX (token ids in) + its tokenizer."""
         import numpy as np

@@ -177,7 +177,7 @@ class CausalLM(Task):
 
         return response_nll(model, dataset)
 
-    def evaluate(self, examples, outputs, label_names: list[str]) -> dict:
+    def evaluate(self, examples, outputs, label_names: list[str], calibration=None) -> dict:
         from ftk.tasks.causal_lm.model import likelihood_metrics
 
         return likelihood_metrics(outputs)
@@ -231,7 +231,9 @@ class CausalLM(Task):
         return result
 
     # -- export -----------------------------------------------------------------------------
-    def write_export(self, model, labels, config: Config, staging: Path, inputs, outputs) -> None:
+    def write_export(
+        self, model, labels, config: Config, staging: Path, inputs, outputs, calibration=None
+    ) -> None:
         from ftk.tasks.causal_lm.export import write_export
 
         write_export(model, config, staging, list(inputs))

@@ -105,7 +105,9 @@ class ClassificationTask(Task):
         probabilities = keras.ops.softmax(logits, axis=-1)
         return np.asarray(keras.ops.convert_to_numpy(probabilities), np.float32)
 
-    def evaluate(self, examples: Examples, outputs: np.ndarray, label_names: list[str]) -> dict:
+    def evaluate(
+        self, examples: Examples, outputs: np.ndarray, label_names: list[str], calibration=None
+    ) -> dict:
         from ftk.tasks.classification.metrics import classification_report
 
         return classification_report(examples.labels, outputs.argmax(-1), label_names)

@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 LOSSES = {"auto": "mse", "mse": "mse", "mae": "mae", "huber": "huber"}
 
 
-def _inputs_only(x, y):
-    """`(x,)`: a 1-tuple, so that Keras does not read a pair `x = (a, b)` as `(x, y)`."""
-    return (x,)
-
-
 @register_task
 class TextRegression(Task):
     """Numbers from text: the pooled features into `len(targets)` linear outputs."""
@@ -99,16 +94,9 @@ class TextRegression(Task):
         return load_scored_splits(config.data, config.resolve_path, seed=config.run.seed)
 
     def dataset(self, examples: Examples, config: Config, training: bool):
-        import numpy as np
-        import tensorflow as tf
+        from ftk.tasks.text_regression.pairs import text_dataset
 
-        from ftk.tasks.text_regression.pairs import text_tensors
-
-        targets = np.asarray(examples.labels, np.float32)
-        ds = tf.data.Dataset.from_tensor_slices((text_tensors(examples.inputs), targets))
-        from ftk.data.batches import batched
-
-        return batched(ds, len(examples), config, training)
+        return text_dataset(examples, config, training)
 
     # -- model ------------------------------------------------------------------------------
     def build_model(self, info, config: Config, label_names: list[str]):
@@ -144,10 +132,14 @@ class TextRegression(Task):
         import keras
         import numpy as np
 
-        values = model.predict(dataset.map(_inputs_only), verbose=0)
+        from ftk.tasks.text_regression.pairs import inputs_only
+
+        values = model.predict(dataset.map(inputs_only), verbose=0)
         return np.asarray(keras.ops.convert_to_numpy(values), np.float32)
 
-    def evaluate(self, examples: Examples, outputs: np.ndarray, label_names: list[str]) -> dict:
+    def evaluate(
+        self, examples: Examples, outputs: np.ndarray, label_names: list[str], calibration=None
+    ) -> dict:
         from ftk.tasks.text_regression.metrics import largest_errors, regression_report
 
         report = regression_report(examples.labels, outputs, label_names)
@@ -165,7 +157,9 @@ class TextRegression(Task):
         return {"spearman": regression_report(examples.labels, outputs, names)["spearman"]}
 
     # -- export -----------------------------------------------------------------------------
-    def write_export(self, model, labels, config: Config, staging: Path, inputs, outputs) -> None:
+    def write_export(
+        self, model, labels, config: Config, staging: Path, inputs, outputs, calibration=None
+    ) -> None:
         """SavedModel (raw text in, the numbers out), the reference, ONNX (token ids in)."""
         import json
 

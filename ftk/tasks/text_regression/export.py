@@ -18,7 +18,13 @@ from ftk.tasks.text_regression.pairs import PAIR_INPUT, TEXT_INPUT, text_tensors
 OUTPUT = "values"
 
 
-def write_savedmodel(model, target_names: list[str], path: Path, pairs: bool) -> None:
+def _values(outputs) -> dict:
+    return {OUTPUT: tf.cast(outputs, tf.float32)}
+
+
+def write_savedmodel(model, target_names: list[str], path: Path, pairs: bool, head=_values) -> None:
+    """`head` maps the model's outputs to the signature's outputs (the multi-label task's
+    gives probabilities and the labels predicted)."""
     import keras
 
     preprocessor = model.preprocessor
@@ -27,7 +33,7 @@ def write_savedmodel(model, target_names: list[str], path: Path, pairs: bool) ->
     archive.track(preprocessor)  # the model's variables are tracked through the endpoint
 
     def values(x):  # x=: keras-hub preprocessors read a positional tuple as (x, y)
-        return {OUTPUT: tf.cast(model(preprocessor(x=x), training=False), tf.float32)}
+        return head(model(preprocessor(x=x), training=False))
 
     text = tf.TensorSpec([None], tf.string, name=TEXT_INPUT)
     if pairs:
@@ -42,8 +48,9 @@ def write_savedmodel(model, target_names: list[str], path: Path, pairs: bool) ->
     (extra / "labels.txt").write_text("\n".join(target_names) + "\n", encoding="utf-8")
 
 
-def write_onnx(model, inputs: list, path: Path, metadata: dict[str, str]) -> None:
-    """ONNX of the tensor model: `token_ids`, `segment_ids`, `padding_mask` -> `values`."""
+def write_onnx(model, inputs: list, path: Path, metadata: dict[str, str], head=_values) -> None:
+    """ONNX of the tensor model: `token_ids`, `segment_ids`, `padding_mask` -> `values` (or
+    what `head` makes of the model's outputs)."""
     from ftk.export.onnx import convert_function, tensor_specs
 
     encoded = model.preprocessor(x=text_tensors(inputs[:2]))
@@ -53,7 +60,6 @@ def write_onnx(model, inputs: list, path: Path, metadata: dict[str, str]) -> Non
 
     @tf.function(input_signature=specs)
     def forward(*inputs):
-        outputs = model(dict(zip(names, inputs, strict=True)), training=False)
-        return {OUTPUT: tf.cast(outputs, tf.float32)}
+        return head(model(dict(zip(names, inputs, strict=True)), training=False))
 
     convert_function(forward, specs, path, metadata)

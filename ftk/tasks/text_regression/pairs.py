@@ -46,3 +46,20 @@ def serving_arrays(inputs: list) -> dict[str, np.ndarray]:
 def shown(text) -> str:
     """An input as the report shows it: a pair's two texts joined by ` ‖ `."""
     return " ‖ ".join(text) if isinstance(text, list | tuple) else text
+
+
+def text_dataset(examples, config, training: bool):
+    """Batches of `(texts or pairs, float32 targets [n, k])` for Keras (regression numbers,
+    multi-label 0/1 vectors)."""
+    import tensorflow as tf
+
+    from ftk.data.batches import batched
+
+    targets = np.asarray(examples.labels, np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((text_tensors(examples.inputs), targets))
+    return batched(ds, len(examples), config, training)
+
+
+def inputs_only(x, y):
+    """`(x,)`: a 1-tuple, so that Keras does not read a pair `x = (a, b)` as `(x, y)`."""
+    return (x,)

@@ -54,21 +54,25 @@ def compare(name: str, got, expected: np.ndarray, tolerance: float) -> float:
     return diff
 
 
-def verify_savedmodel(version_dir: Path, texts: list, expected, tolerance: float) -> float:
+def verify_savedmodel(
+    version_dir: Path, texts: list, expected, tolerance: float, output: str = "values"
+) -> float:
     import tensorflow as tf
     import tensorflow_text  # noqa: F401 (registers the graph's tokenizer ops)
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     arrays = {k: tf.constant(v) for k, v in serving_arrays(texts).items()}
-    batch = serve(**arrays)["values"].numpy()
-    one = serve(**{k: v[:1] for k, v in arrays.items()})["values"].numpy()
+    batch = serve(**arrays)[output].numpy()
+    one = serve(**{k: v[:1] for k, v in arrays.items()})[output].numpy()
     return max(
         compare("The SavedModel", batch, expected, tolerance),
         compare("The SavedModel (batch 1)", one, expected[:1], tolerance),
     )
 
 
-def verify_onnx(version_dir: Path, texts: list, expected, tolerance: float) -> float:
+def verify_onnx(
+    version_dir: Path, texts: list, expected, tolerance: float, output: str = "values"
+) -> float:
     import keras_hub
     import onnxruntime as ort
 
@@ -81,22 +85,25 @@ def verify_onnx(version_dir: Path, texts: list, expected, tolerance: float) -> f
         str(folder / TOKENIZER_DIR)
     )
     feeds = {k: np.asarray(v) for k, v in preprocessor(x=text_tensors(texts)).items()}
-    (batch,) = session.run(["values"], feeds)
-    (one,) = session.run(["values"], {k: v[:1] for k, v in feeds.items()})
+    (batch,) = session.run([output], feeds)
+    (one,) = session.run([output], {k: v[:1] for k, v in feeds.items()})
     return max(
         compare("ONNX", batch, expected, tolerance),
         compare("ONNX (batch 1)", one, expected[:1], tolerance),
     )
 
 
-def verify_export(version_dir: Path) -> dict:
+def verify_export(version_dir: Path, output: str = "values") -> dict:
+    """Both artifacts' `output` against the recorded Keras values."""
     reference = read_reference(version_dir)
     texts, tolerance = reference["texts"], reference["tolerance"]
     expected = np.asarray(reference["values"], np.float32)
     result = {
-        "savedmodel_max_abs_diff": verify_savedmodel(version_dir, texts, expected, tolerance),
+        "savedmodel_max_abs_diff": verify_savedmodel(
+            version_dir, texts, expected, tolerance, output
+        ),
         "examples": len(texts),
     }
     if (Path(version_dir) / ONNX_DIR / ONNX_FILE).is_file():
-        result["onnx_max_abs_diff"] = verify_onnx(version_dir, texts, expected, tolerance)
+        result["onnx_max_abs_diff"] = verify_onnx(version_dir, texts, expected, tolerance, output)
     return result

@@ -158,7 +158,9 @@ class TokenClassification(Task):
         probabilities = keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
         return np.asarray(keras.ops.convert_to_numpy(probabilities), np.float32)
 
-    def evaluate(self, examples: Examples, outputs: np.ndarray, label_names: list[str]) -> dict:
+    def evaluate(
+        self, examples: Examples, outputs: np.ndarray, label_names: list[str], calibration=None
+    ) -> dict:
         from ftk.tasks.token_classification.entities import (
             entity_metrics,
             gold_predictions,
@@ -186,7 +188,9 @@ class TokenClassification(Task):
         return {"entity_f1": entity_metrics(examples.tags, predicted)["entity_f1"]}
 
     # -- export -----------------------------------------------------------------------------
-    def write_export(self, model, labels, config: Config, staging: Path, inputs, outputs) -> None:
+    def write_export(
+        self, model, labels, config: Config, staging: Path, inputs, outputs, calibration=None
+    ) -> None:
         """SavedModel (raw sentences in, entities out), the reference, ONNX (token ids in)."""
         import json
 
