@@ -7,6 +7,8 @@ Readers (`read_multilabel`), for `load_scored_splits(..., read=read_multilabel)`
   no label);
 - CSV with one 0/1 column per label: `data.target_columns` names them (the column names are
   the labels); any other value is an error naming its line;
+- either CSV with `data.second_text_column`: each example is a pair of texts (a binary pair
+  decision, such as duplicate or not, is one label);
 - `example:wikidata_films`: 17,029 films (1940-2014) with their genres (21, 1 to 10 per film,
   2.0 on average) from Wikidata (CC0), in PyPI `bokeh-sampledata==2026.1` (`movies.db`, read
   only). Each film's text is what is known of it before it is watched: its title, year,
@@ -100,9 +102,9 @@ def read_multilabel(
     return _multi_hot(read_label_lists(path, config), names or list(config.labels))
 
 
-def read_label_lists(path: Path, config: DataConfig) -> list[tuple[str, list[str], str]]:
-    """`(text, labels, origin)` rows of a CSV/TSV file whose `data.label_column` holds each
-    text's labels, separated by `data.label_separator`."""
+def read_label_lists(path: Path, config: DataConfig) -> list[tuple]:
+    """`(text, labels, origin, second text or None)` rows of a CSV/TSV file whose
+    `data.label_column` holds each text's labels, separated by `data.label_separator`."""
     if not path.is_file():
         raise DataError(f"Cannot find data file {str(path)!r} (from data.path). Check the path.")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -111,19 +113,27 @@ def read_label_lists(path: Path, config: DataConfig) -> list[tuple[str, list[str
         with path.open(newline="", encoding="utf-8-sig", errors=config.decode_errors) as f:
             reader = csv.DictReader(f, delimiter=delimiter)
             header = reader.fieldnames or []
-            for key in ("text_column", "label_column"):
+            keys = ["text_column", "label_column"] + ["second_text_column"] * bool(
+                config.second_text_column
+            )
+            for key in keys:
                 if getattr(config, key) not in header:
                     raise DataError(
                         f"{path} has no column data.{key}={getattr(config, key)!r}; its columns "
                         f"are {header}. (0/1 columns, one per label: set data.target_columns.)"
                     )
             for line, record in enumerate(reader, 2):
-                text = (record.get(config.text_column) or "").strip()
-                if not text:
-                    raise DataError(f"Empty {config.text_column!r} at {path}:{line}.")
+                texts = [config.text_column] + [config.second_text_column] * bool(
+                    config.second_text_column
+                )
+                found = [(record.get(column) or "").strip() for column in texts]
+                for column, text in zip(texts, found, strict=True):
+                    if not text:
+                        raise DataError(f"Empty {column!r} at {path}:{line}.")
                 cell = record.get(config.label_column) or ""
                 labels = [x.strip() for x in cell.split(config.label_separator) if x.strip()]
-                rows.append((text, labels, f"{path}:{line}"))
+                second = found[1] if len(found) > 1 else None
+                rows.append((found[0], labels, f"{path}:{line}", second))
     except UnicodeDecodeError as e:
         raise DataError(
             f"{path} is not UTF-8 ({e.reason} at byte {e.start}). Convert it, or set "
@@ -132,7 +142,7 @@ def read_label_lists(path: Path, config: DataConfig) -> list[tuple[str, list[str
     return rows
 
 
-def read_films() -> list[tuple[str, list[str], str]]:
+def read_films() -> list[tuple]:
     """`(text, genres, origin)` of each film with a genre in bokeh-sampledata's `movies.db`."""
     spec = importlib.util.find_spec("bokeh_sampledata")  # find, do not import
     if spec is None or not spec.submodule_search_locations:
@@ -151,13 +161,8 @@ def read_films() -> list[tuple[str, list[str], str]]:
     for film_id, title, year, director, writer, cast, language, country, genre in records:
         genres = [g.strip() for g in (genre or "").split(",") if g.strip()]
         if genres:
-            rows.append(
-                (
-                    film_text(title, year, director, writer, cast, language, country),
-                    genres,
-                    f"{FILMS_REQUIREMENT}:movies.db:omdb:ID={film_id}",
-                )
-            )
+            text = film_text(title, year, director, writer, cast, language, country)
+            rows.append((text, genres, f"{FILMS_REQUIREMENT}:movies.db:omdb:ID={film_id}", None))
     return rows
 
 
@@ -181,17 +186,15 @@ def film_text(title, year, director, writer, cast, language, country) -> str:
     return " ".join(parts)
 
 
-def _multi_hot(
-    rows: list[tuple[str, list[str], str]], names: list[str]
-) -> tuple[list[Scored], list[str]]:
+def _multi_hot(rows: list[tuple], names: list[str]) -> tuple[list[Scored], list[str]]:
     """Scored rows with a 0/1 value per label of `names` (every label found, sorted, if
     `names` is empty; otherwise a label outside it is an error naming its line)."""
-    vocabulary = names or sorted({label for _, labels, _ in rows for label in labels})
+    vocabulary = names or sorted({label for _, labels, _, _ in rows for label in labels})
     if not vocabulary:
         raise DataError("No labels found in data.path: every label cell is empty.")
     index = {name: i for i, name in enumerate(vocabulary)}
     out = []
-    for text, labels, origin in rows:
+    for text, labels, origin, second in rows:
         values = np.zeros(len(vocabulary), np.float32)
         for label in labels:
             if label not in index:
@@ -200,5 +203,5 @@ def _multi_hot(
                     "(data.labels, or those of data.path)."
                 )
             values[index[label]] = 1.0
-        out.append(Scored(text, tuple(float(v) for v in values), origin))
+        out.append(Scored(text, tuple(float(v) for v in values), origin, second))
     return out, list(vocabulary)

@@ -132,3 +132,38 @@ def test_jax_trains_and_exports(project, tmp_path):
     assert summary["export"]["examples"] == 12
     assert summary["export"]["savedmodel_max_abs_diff"] <= 1e-4
     assert 0.0 <= summary["test_micro_f1"] <= 1.0
+
+
+def test_a_binary_pair_decision_as_one_label(tmp_path, tiny_preset):
+    """Pair classification (duplicates, matches) as one label: `data.second_text_column`; the
+    SavedModel takes `text` and `text_pair` and returns the label's probability and decision."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    from ftk.cli.main import train_main
+
+    rng = random.Random(2)
+    data = tmp_path / "pairs.csv"
+    with data.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["first", "second", "label"])
+        for _ in range(120):
+            a, b = rng.choice(sorted(TOPICS)), rng.choice(sorted(TOPICS))
+            words = [" ".join(rng.sample(TOPICS[t].split(), 2)) for t in (a, b)]
+            writer.writerow([*words, "same" if a == b else ""])
+    write_config(tmp_path, data, tiny_preset)
+    config = (tmp_path / "config.toml").read_text()
+    config = config.replace(
+        'label_separator = "|"', 'text_column = "first"\nsecond_text_column = "second"'
+    )
+    (tmp_path / "config.toml").write_text(config.replace("epochs = 10", "epochs = 2"))
+    assert train_main(["--config", str(tmp_path / "config.toml")]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    export = json.loads((run_dir / "summary.json").read_text())["export"]
+    assert export["examples"] == 12 and export["onnx_max_abs_diff"] <= 1e-4
+    signature = tf.saved_model.load(str(tmp_path / "saved_models" / "tagger" / "1")).signatures[
+        "serving_default"
+    ]
+    assert set(signature.structured_input_signature[1]) == {"text", "text_pair"}
+    out = signature(text=tf.constant(["goal team"]), text_pair=tf.constant(["chip app"]))
+    assert out["probabilities"].shape == out["predicted"].shape == (1, 1)

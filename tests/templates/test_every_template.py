@@ -38,6 +38,7 @@ TASK_INVALID = {
     "image-classification": [("image_size", "16"), ("image_size", "big")],
     "token-classification": [("sequence_length", "abc"), ("sequence_length", "4")],
     "text-regression": [("sequence_length", "abc"), ("sequence_length", "4")],
+    "text-multilabel": [("sequence_length", "abc"), ("sequence_length", "4")],
 }
 
 
@@ -68,6 +69,7 @@ def test_every_template_is_tested():
         "causal-lm",
         "image-classification",
         "text-classification",
+        "text-multilabel",
         "text-regression",
         "token-classification",
     ]
