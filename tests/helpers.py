@@ -564,10 +564,10 @@ def lm_conversations(n: int) -> list[dict]:
     ]
 
 
-def train_on_backend(config: Path, tmp_path: Path, backend: str) -> Path:
+def train_on_backend(config: Path, tmp_path: Path, backend: str, *overrides: str) -> Path:
     """The project of `config` trained for 2 epochs in a fresh process on `backend` (runs and
-    exports under `tmp_path`, no ONNX: a JAX or torch run exports from a TensorFlow process);
-    returns its run directory."""
+    exports under `tmp_path`, no ONNX: a JAX or torch run exports from a TensorFlow process),
+    with `overrides` (`section.key=value`) last; returns its run directory."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     code = "import sys; from ftk.cli.main import train_main; sys.exit(train_main(sys.argv[1:]))"
     command = [sys.executable, "-c", code, "--config", str(config)]
@@ -577,9 +577,31 @@ def train_on_backend(config: Path, tmp_path: Path, backend: str) -> Path:
         f"export.export_dir={tmp_path / 'saved_models'}",
         "train.epochs=2",
         "export.onnx=false",
+        *overrides,
     ):
         command += ["--set", override]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     return run_dir
+
+
+def kit_switches_on_torch(config: Path, tmp_path: Path) -> dict:
+    """The project of `config` on torch with the kit's switches at once: LoRA adapters, the
+    head phase, WiSE-FT's interpolation and 2-fold cross-validation, exported from a TensorFlow
+    process. Checks the run has each one's files; returns its summary."""
+    run_dir = train_on_backend(
+        config,
+        tmp_path,
+        "torch",
+        "model.lora_rank=4",
+        'recipe.name="two_phase"',
+        "recipe.interpolate=true",
+        "recipe.cv_folds=2",
+    )
+    assert json.loads((run_dir / "run.json").read_text())["backend"] == "torch"
+    assert len(json.loads((run_dir / "cv.json").read_text())["folds"]) == 2
+    assert (run_dir / "interpolation.json").is_file() and (run_dir / "adapter.weights.h5").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["export"]["savedmodel_max_abs_diff"] <= 1e-4
+    return summary

@@ -11,7 +11,7 @@ import random
 
 import numpy as np
 import pytest
-from helpers import FILLER, TOPICS, train_on_backend
+from helpers import FILLER, TOPICS, kit_switches_on_torch, train_on_backend
 
 
 def tagged_rows(n: int, seed: int = 0) -> list[dict]:
@@ -167,3 +167,9 @@ def test_a_binary_pair_decision_as_one_label(tmp_path, tiny_preset):
     assert set(signature.structured_input_signature[1]) == {"text", "text_pair"}
     out = signature(text=tf.constant(["goal team"]), text_pair=tf.constant(["chip app"]))
     assert out["probabilities"].shape == out["predicted"].shape == (1, 1)
+
+
+def test_torch_with_lora_two_phase_wise_ft_and_cross_validation(project, tmp_path):
+    """The kit's switches on this task, on torch (LoRA, the head phase, WiSE-FT, 2 folds)."""
+    summary = kit_switches_on_torch(project / "config.toml", tmp_path)
+    assert np.isfinite(summary["test_micro_f1"])

@@ -11,7 +11,7 @@ import random
 
 import numpy as np
 import pytest
-from helpers import FILLER, TOPICS, train_on_backend
+from helpers import FILLER, TOPICS, kit_switches_on_torch, train_on_backend
 
 MOOD = {"sport": 2.0, "tech": -2.0}
 
@@ -175,3 +175,9 @@ verify_examples = 8
     assert set(signature.structured_input_signature[1]) == {"text", "text_pair"}
     values = signature(text=tf.constant(["goal team"]), text_pair=tf.constant(["chip app"]))
     assert values["values"].shape == (1, 1)
+
+
+def test_torch_with_lora_two_phase_wise_ft_and_cross_validation(project, tmp_path):
+    """The kit's switches on this task, on torch (LoRA, the head phase, WiSE-FT, 2 folds)."""
+    summary = kit_switches_on_torch(project / "config.toml", tmp_path)
+    assert np.isfinite(summary["test_spearman"])

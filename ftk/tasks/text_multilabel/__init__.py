@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftk.config.choices import THRESHOLDS
-from ftk.tasks.base import Task
 from ftk.tasks.registry import register_task
+from ftk.tasks.text_targets import TextTargetsTask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,11 +26,10 @@ LOSSES = ("auto", "cross_entropy", "focal")
 
 
 @register_task
-class TextMultiLabel(Task):
+class TextMultiLabel(TextTargetsTask):
     """Labels from text: the pooled features into one logit per label."""
 
     name = "text_multilabel"
-    cpu_compute = "text_encoder"
     title = "Multi-label text classification"
     template = "text-multilabel"
     only_keys = (
@@ -87,8 +86,6 @@ class TextMultiLabel(Task):
     def validate(self, config: Config, fail) -> None:
         if not config.data.path:
             fail("data.path", "a CSV file (a text column, a label column) or example:*")
-        if not 8 <= config.model.sequence_length <= 4096:
-            fail("model.sequence_length", "between 8 and 4096")
         if config.train.loss not in LOSSES:
             fail("train.loss", "'auto', 'cross_entropy' or 'focal' for multi-label")
         if config.train.thresholds not in THRESHOLDS:
@@ -97,11 +94,7 @@ class TextMultiLabel(Task):
             fail("train.threshold", "a probability strictly between 0 and 1")
         if not config.data.label_separator:
             fail("data.label_separator", "one or more characters (such as ',' or '|')")
-        texts = {config.data.text_column, config.data.second_text_column}
-        if texts & set(config.data.target_columns):
-            fail("data.target_columns", "columns other than the text columns")
-        if config.data.second_text_column == config.data.text_column:
-            fail("data.second_text_column", "another column than data.text_column (or '')")
+        super().validate(config, fail)
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, config: Config) -> Splits:
@@ -109,22 +102,7 @@ class TextMultiLabel(Task):
 
         return load_multilabel_splits(config.data, config.resolve_path, seed=config.run.seed)
 
-    def dataset(self, examples: Examples, config: Config, training: bool):
-        from ftk.tasks.text_regression.pairs import text_dataset
-
-        return text_dataset(examples, config, training)
-
     # -- model ------------------------------------------------------------------------------
-    def build_model(self, info, config: Config, label_names: list[str]):
-        from ftk.models.text import text_classifier
-
-        return text_classifier(info, config.model, len(label_names))
-
-    def prepare_model(self, model, config: Config) -> None:
-        from ftk.models.head import seed_head
-
-        seed_head(model, config.run.seed)
-
     def loss(self, config: Config):
         import keras
 
@@ -201,12 +179,6 @@ class TextMultiLabel(Task):
             outputs,
             _thresholds(calibration, len(labels)),
         )
-
-    def serving_inputs(self, version_dir: Path) -> dict:
-        from ftk.tasks.text_regression.pairs import serving_arrays
-        from ftk.tasks.text_regression.verify import read_reference
-
-        return serving_arrays(read_reference(version_dir)["texts"])
 
     def verify_export(self, version_dir: Path) -> dict:
         from ftk.tasks.text_multilabel.export import verify_export

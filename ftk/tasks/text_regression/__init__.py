@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftk.tasks.base import Task
 from ftk.tasks.registry import register_task
+from ftk.tasks.text_targets import TextTargetsTask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,11 +23,10 @@ LOSSES = {"auto": "mse", "mse": "mse", "mae": "mae", "huber": "huber"}
 
 
 @register_task
-class TextRegression(Task):
+class TextRegression(TextTargetsTask):
     """Numbers from text: the pooled features into `len(targets)` linear outputs."""
 
     name = "text_regression"
-    cpu_compute = "text_encoder"
     title = "Text regression"
     template = "text-regression"
     only_keys = (
@@ -77,15 +76,9 @@ class TextRegression(Task):
     def validate(self, config: Config, fail) -> None:
         if not config.data.path:
             fail("data.path", "a CSV file (a text column, number columns) or example:vader_*")
-        if not 8 <= config.model.sequence_length <= 4096:
-            fail("model.sequence_length", "between 8 and 4096")
         if config.train.loss not in LOSSES:
             fail("train.loss", "'auto', 'mse', 'mae' or 'huber' for regression")
-        texts = {config.data.text_column, config.data.second_text_column}
-        if texts & set(config.data.target_columns):
-            fail("data.target_columns", "columns other than the text columns")
-        if config.data.second_text_column == config.data.text_column:
-            fail("data.second_text_column", "another column than data.text_column (or '')")
+        super().validate(config, fail)
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, config: Config) -> Splits:
@@ -93,22 +86,7 @@ class TextRegression(Task):
 
         return load_scored_splits(config.data, config.resolve_path, seed=config.run.seed)
 
-    def dataset(self, examples: Examples, config: Config, training: bool):
-        from ftk.tasks.text_regression.pairs import text_dataset
-
-        return text_dataset(examples, config, training)
-
     # -- model ------------------------------------------------------------------------------
-    def build_model(self, info, config: Config, label_names: list[str]):
-        from ftk.models.text import text_classifier
-
-        return text_classifier(info, config.model, len(label_names))
-
-    def prepare_model(self, model, config: Config) -> None:
-        from ftk.models.head import seed_head
-
-        seed_head(model, config.run.seed)
-
     def loss(self, config: Config):
         import keras
 
@@ -175,12 +153,6 @@ class TextRegression(Task):
             metadata = {"targets": json.dumps(labels)}
             write_onnx(model, list(inputs), staging / ONNX_DIR / ONNX_FILE, metadata)
             save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)
-
-    def serving_inputs(self, version_dir: Path) -> dict:
-        from ftk.tasks.text_regression.pairs import serving_arrays
-        from ftk.tasks.text_regression.verify import read_reference
-
-        return serving_arrays(read_reference(version_dir)["texts"])
 
     def verify_export(self, version_dir: Path) -> dict:
         from ftk.tasks.text_regression.verify import verify_export

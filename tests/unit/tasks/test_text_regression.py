@@ -125,7 +125,10 @@ def test_the_vader_corpora_have_the_published_sizes():
             ['run.task="token_classification"', 'train.loss="mse"'],
             "setting of .*text_classification.*text_regression",
         ),
-        (["data.path=x", 'data.target_columns=["y"]'], "setting of text_regression runs"),
+        (
+            ["data.path=x", 'data.target_columns=["y"]'],
+            "setting of text_multilabel/text_regression runs",
+        ),
     ],
 )
 def test_loss_and_target_keys_are_checked(overrides, match):
