@@ -120,9 +120,9 @@ demo-pairs: install
 		"A man is playing a guitar. ||| A woman is slicing an onion."
 
 # Multi-label: MiniLM-L6 guesses the genres (21) of Wikidata's films (PyPI bokeh-sampledata)
-# from their title, people, language and country (6,000 of the 11,920 training films, 3 epochs
-# of recipe single, to fit a 2-core CPU in about half an hour); thresholds tuned per genre on
-# validation; then asks the published SavedModel.
+# from their title, people, language and country (6,000 of the 11,920 training films, 3 epochs:
+# the head alone, then all weights for 2, to fit a 2-core CPU in about 40 minutes); thresholds
+# tuned per genre on validation; then asks the published SavedModel.
 MULTILABEL_PROJECT := $(DEMO_DIR)/film_genres
 demo-multilabel: install
 	[ -d $(MULTILABEL_PROJECT) ] || $(VENV)/bin/cookiecutter --no-input -o $(DEMO_DIR) \

@@ -53,7 +53,7 @@ class TextMultiLabel(TextTargetsTask):
     )
     defaults = {
         "data": {"path": "example:wikidata_films"},
-        "train": {"epochs": 4, "learning_rate": 5e-5},
+        "train": {"epochs": 4, "learning_rate": 1e-4},
         "export": {"model_name": "text_tagger"},
     }
     objectives = {
