@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from ftk.tasks.base import Task
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ftk.config.schema import Config
     from ftk.data.splits import Examples
 
@@ -44,6 +46,17 @@ class TextTargetsTask(Task):
         from ftk.models.head import seed_head
 
         seed_head(model, config.run.seed)
+
+    def predict(self, model, dataset) -> np.ndarray:
+        """Float32 outputs `[n, targets]` of the linear head (the multi-label task takes their
+        sigmoid)."""
+        import keras
+        import numpy as np
+
+        from ftk.tasks.text_regression.pairs import inputs_only
+
+        values = model.predict(dataset.map(inputs_only), verbose=0)
+        return np.asarray(keras.ops.convert_to_numpy(values), np.float32)
 
     def serving_inputs(self, version_dir: Path) -> dict:
         from ftk.tasks.text_regression.pairs import serving_arrays

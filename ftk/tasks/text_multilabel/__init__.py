@@ -120,13 +120,10 @@ class TextMultiLabel(TextTargetsTask):
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, model, dataset) -> np.ndarray:
         """Float32 probabilities `[n, labels]` (the sigmoid of the logits)."""
-        import keras
         import numpy as np
 
-        from ftk.tasks.text_regression.pairs import inputs_only
-
-        logits = keras.ops.convert_to_numpy(model.predict(dataset.map(inputs_only), verbose=0))
-        return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))).astype(np.float32)
+        logits = np.asarray(super().predict(model, dataset), np.float64)
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
     def calibrate(self, model, splits: Splits, config: Config) -> dict:
         """`{"thresholds": [...]}`: per label, tuned for F1 on the validation split

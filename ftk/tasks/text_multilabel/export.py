@@ -61,27 +61,25 @@ def read_thresholds(version_dir: Path) -> dict[str, float]:
 
 
 def verify_export(version_dir: Path) -> dict:
-    import tensorflow_text  # noqa: F401 (registers the graph's tokenizer ops)
-
-    from ftk.tasks.text_regression.pairs import serving_arrays
     from ftk.tasks.text_regression.verify import read_reference
     from ftk.tasks.text_regression.verify import verify_export as verify_outputs
 
-    result = verify_outputs(version_dir, output=PROBABILITIES)
     reference = read_reference(version_dir)
     expected = np.asarray(reference["values"], np.float32)
     cut = np.asarray(list(read_thresholds(version_dir).values()), np.float32)
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    arrays = {k: tf.constant(v) for k, v in serving_arrays(reference["texts"]).items()}
-    predicted = serve(**arrays)[PREDICTED].numpy()
     decided = np.abs(expected - cut) > reference["tolerance"]
-    disagree = (predicted != (expected >= cut)) & decided
-    if disagree.any():
-        i, j = np.argwhere(disagree)[0]
-        raise VerificationError(
-            f"The SavedModel's `{PREDICTED}` for example {i}, label {j} is {predicted[i, j]}; "
-            f"Keras' probability {expected[i, j]:.4f} against the threshold {cut[j]:.4f} says "
-            f"{int(expected[i, j] >= cut[j])}."
-        )
+
+    def check(outputs: dict) -> None:
+        predicted = outputs[PREDICTED]
+        disagree = (predicted != (expected >= cut)) & decided
+        if disagree.any():
+            i, j = np.argwhere(disagree)[0]
+            raise VerificationError(
+                f"The SavedModel's `{PREDICTED}` for example {i}, label {j} is "
+                f"{predicted[i, j]}; Keras' probability {expected[i, j]:.4f} against the "
+                f"threshold {cut[j]:.4f} says {int(expected[i, j] >= cut[j])}."
+            )
+
+    result = verify_outputs(version_dir, output=PROBABILITIES, check=check)
     result["predicted_labels_agree"] = int(decided.sum())
     return result

@@ -105,16 +105,6 @@ class TextRegression(TextTargetsTask):
         ]
 
     # -- evaluation -------------------------------------------------------------------------
-    def predict(self, model, dataset) -> np.ndarray:
-        """Float32 predictions `[n, targets]`."""
-        import keras
-        import numpy as np
-
-        from ftk.tasks.text_regression.pairs import inputs_only
-
-        values = model.predict(dataset.map(inputs_only), verbose=0)
-        return np.asarray(keras.ops.convert_to_numpy(values), np.float32)
-
     def evaluate(
         self, examples: Examples, outputs: np.ndarray, label_names: list[str], calibration=None
     ) -> dict:

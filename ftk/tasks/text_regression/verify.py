@@ -55,14 +55,19 @@ def compare(name: str, got, expected: np.ndarray, tolerance: float) -> float:
 
 
 def verify_savedmodel(
-    version_dir: Path, texts: list, expected, tolerance: float, output: str = "values"
+    version_dir: Path, texts: list, expected, tolerance: float, output: str = "values", check=None
 ) -> float:
+    """`output` against `expected`; `check`, if given, is called with every output of the
+    batch (`{name: array}`) for the task's own checks of the other outputs."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401 (registers the graph's tokenizer ops)
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     arrays = {k: tf.constant(v) for k, v in serving_arrays(texts).items()}
-    batch = serve(**arrays)[output].numpy()
+    outputs = {k: v.numpy() for k, v in serve(**arrays).items()}
+    if check is not None:
+        check(outputs)
+    batch = outputs[output]
     one = serve(**{k: v[:1] for k, v in arrays.items()})[output].numpy()
     return max(
         compare("The SavedModel", batch, expected, tolerance),
@@ -93,14 +98,15 @@ def verify_onnx(
     )
 
 
-def verify_export(version_dir: Path, output: str = "values") -> dict:
-    """Both artifacts' `output` against the recorded Keras values."""
+def verify_export(version_dir: Path, output: str = "values", check=None) -> dict:
+    """Both artifacts' `output` against the recorded Keras values (`check`: see
+    `verify_savedmodel`)."""
     reference = read_reference(version_dir)
     texts, tolerance = reference["texts"], reference["tolerance"]
     expected = np.asarray(reference["values"], np.float32)
     result = {
         "savedmodel_max_abs_diff": verify_savedmodel(
-            version_dir, texts, expected, tolerance, output
+            version_dir, texts, expected, tolerance, output, check
         ),
         "examples": len(texts),
     }
