@@ -388,6 +388,11 @@ class ExportConfig:
     """Also write `onnx/model_int8.onnx` (onnxruntime dynamic int8 quantization of the dense
     layers) and measure its accuracy change on the test split and its speed. Needs
     `export.onnx`."""
+    preset: bool = True
+    """Also write `preset/`: the fine-tuned model as a keras-hub preset directory
+    (`keras_hub.models.TextClassifier.from_preset(dir)` on any backend), checked on load like
+    the others. Text classification, regression and multi-label (the causal-LM task always
+    writes one)."""
     litert: bool = False
     """Also write `litert/model.tflite` (LiteRT: pixels in, probabilities out), verified like
     the others."""

@@ -19,7 +19,9 @@ import numpy as np
 
 from ftk.config import Config, to_dict
 from ftk.errors import ExportError
+from ftk.export.card import write_model_card
 from ftk.export.onnx import ONNX_DIR, ONNX_FILE, add_metadata
+from ftk.export.preset import PRESET_DIR, verify_preset, write_preset
 from ftk.export.serving import write_warmup
 from ftk.files import read_json, write_json
 from ftk.runs import load_run_config
@@ -170,6 +172,8 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
         )
         calibration = read_json(files.calibration) if files.calibration.is_file() else {}
         task.write_export(model, labels, config, staging, inputs, expected, calibration)
+        if config.export.preset and task.publishes_preset:
+            write_preset(model, staging, task, inputs)
         write_warmup(staging, config.export.model_name, task.serving_inputs(staging))
         (staging / "assets.extra" / "ftk_config.toml").write_text(
             files.config.read_text(encoding="utf-8"), encoding="utf-8"
@@ -190,12 +194,15 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
     def verify(staging: Path) -> None:
         logger.info("Export: verifying against the Keras outputs on %d examples", len(inputs))
         result.update(task.verify_export(staging))
+        if (staging / PRESET_DIR).is_dir() and task.publishes_preset:
+            result.update(verify_preset(staging, config.export.tolerance))
         if config.export.onnx_int8:
             metadata["onnx_int8"] = task.measure_int8(
                 staging, staging / ONNX_DIR / ONNX_FILE, read_json(files.test_split)
             )
         metadata["verification"] = {**result, "tolerance": config.export.tolerance}
         write_json(staging / "assets.extra" / "ftk_export.json", metadata)
+        write_model_card(staging, metadata, task)
 
     version_dir = publish(model_root, write, verify, staging_root=run_dir)
     summary = {"version_dir": str(version_dir), "version": int(version_dir.name), **result}

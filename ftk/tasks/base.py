@@ -21,8 +21,9 @@ What a task owns, in the order a run uses it:
   may select by, each with its direction), `epoch_metrics` (validation metrics that are no
   Keras compile metric, measured at each epoch's end when one is chosen);
 - **export**: `signature` (the served `serving_default`), `write_export` (artifacts and the
-  verification reference into a staging folder), `serving_inputs` (the warm-up requests'
-  inputs), `verify_export` (every artifact against the Keras outputs), `measure_int8`;
+  verification reference into a staging folder), `publishes_preset` and `preset_dataset` (the
+  keras-hub preset, `ftk.export.preset`), `serving_inputs` (the warm-up requests' inputs),
+  `verify_export` (every artifact against the Keras outputs), `measure_int8`;
 - **report**: `report_sections`;
 - **search**: `feature_cache_refusal` (why the cached-feature fast path does not apply).
 
@@ -69,6 +70,9 @@ class Task:
     # The kind of model, for `runtime.precision = "auto"` on CPUs (`ftk.runtime.cpu.MEASURED`
     # says where bfloat16 trains it faster): "text_encoder", "convnet", "decoder", ...
     cpu_compute: ClassVar[str] = "model"
+    # Whether an export publishes `<version>/preset/` (a keras-hub task preset, checked on
+    # load; `export.preset`): needs `preset_dataset`.
+    publishes_preset: ClassVar[bool] = False
 
     # -- config ---------------------------------------------------------------------------
     def validate(self, config: Config, fail: Fail) -> None:
@@ -176,6 +180,12 @@ class Task:
     ) -> None:
         """The SavedModel (and ONNX, ...) plus the verification reference, in `staging`;
         `calibration` is what `calibrate` chose for the run."""
+        raise NotImplementedError
+
+    def preset_dataset(self, inputs: list):
+        """A `tf.data.Dataset` of `(x,)` batches of the Keras model's raw inputs for `inputs`
+        (the verification reference's), for the keras-hub preset an export publishes when
+        `publishes_preset` (`ftk.export.preset`)."""
         raise NotImplementedError
 
     def serving_inputs(self, version_dir: Path) -> dict:

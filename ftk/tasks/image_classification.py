@@ -32,6 +32,7 @@ class ImageClassification(ClassificationTask):
     cpu_compute = "convnet"
     title = "Image classification"
     template = "image-classification"
+    unused_keys = ("export.preset",)  # no keras-hub preset of image models yet
     input_kind = "image"
     only_keys = (
         "model.image_size",

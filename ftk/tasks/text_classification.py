@@ -23,6 +23,7 @@ class TextClassification(ClassificationTask):
 
     name = "text_classification"
     cpu_compute = "text_encoder"
+    publishes_preset = True
     title = "Text classification"
     template = "text-classification"
     only_keys = (
@@ -67,6 +68,11 @@ class TextClassification(ClassificationTask):
                 examples, config.train.batch_size, config.data.shuffle_buffer, config.run.seed
             )
         return to_dataset(examples, config.train.batch_size)
+
+    def preset_dataset(self, inputs: list):
+        from ftk.tasks.text_regression.pairs import raw_batches
+
+        return raw_batches(inputs)
 
     def write_export(
         self, model, labels, config: Config, staging: Path, texts, probabilities, calibration=None

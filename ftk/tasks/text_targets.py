@@ -22,6 +22,7 @@ class TextTargetsTask(Task):
     """Not registered: `TextRegression` and `TextMultiLabel` are."""
 
     cpu_compute = "text_encoder"
+    publishes_preset = True
 
     def validate(self, config: Config, fail) -> None:
         if not 8 <= config.model.sequence_length <= 4096:
@@ -57,6 +58,11 @@ class TextTargetsTask(Task):
 
         values = model.predict(dataset.map(inputs_only), verbose=0)
         return np.asarray(keras.ops.convert_to_numpy(values), np.float32)
+
+    def preset_dataset(self, inputs: list):
+        from ftk.tasks.text_regression.pairs import raw_batches
+
+        return raw_batches(inputs)
 
     def serving_inputs(self, version_dir: Path) -> dict:
         from ftk.tasks.text_regression.pairs import serving_arrays

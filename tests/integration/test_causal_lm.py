@@ -63,6 +63,8 @@ def test_train_evaluate_export_verify(project):
     assert export["onnx_max_abs_diff"] <= 1e-4  # a tiny model: small logits
     version = project / "saved_models" / "causal_lm" / "1"
     assert (version / "adapter" / "adapter.weights.h5").is_file()
+    card = (version / "README.md").read_text()  # the model card, filled from the provenance
+    assert "| perplexity |" in card and "keras-hub preset directory" in card
     generation = json.loads((version / "assets.extra" / "generation.json").read_text())
     assert generation["sampler"] == "greedy" and generation["max_new_tokens"] == 6
     report = (run_dir / "report.md").read_text()

@@ -5,6 +5,9 @@ tests/unit/export/test_publish.py.)"""
 import csv
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +109,39 @@ def test_export_layout_and_agreement(finished_run):
     ops = [node.op_type for node in proto.graph.node]
     # Every layer norm of the tiny BERT (embeddings + 2 per layer) is one ONNX node.
     assert ops.count("LayerNormalization") >= 3 and "GlobalAveragePool" not in ops
+
+
+def test_preset_loads_back_on_every_backend_and_the_card_tells_the_truth(finished_run):
+    """`<version>/preset/` is keras-hub's own preset of the fine-tuned classifier: keras-hub's
+    `from_preset` loads it on TensorFlow (here), JAX and PyTorch (subprocesses) with the Keras
+    model's outputs; the model card names the data, the metrics and the licence."""
+    import keras_hub
+
+    _, summary = finished_run
+    version_dir = Path(summary["export"]["version_dir"])
+    assert summary["export"]["preset_max_abs_diff"] <= 1e-4
+    check = json.loads((version_dir / "assets.extra" / "ftk_preset_check.json").read_text())
+    model = keras_hub.models.TextClassifier.from_preset(str(version_dir / "preset"))
+    logits = model.predict(np.asarray(check["inputs"]), verbose=0)
+    np.testing.assert_allclose(logits, check["outputs"], atol=1e-4)
+    for backend in ("jax", "torch"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ftk.export.preset", str(version_dir)],
+            env={**os.environ, "KERAS_BACKEND": backend},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["backend"] == backend and result["preset_max_abs_diff"] <= 1e-4
+    card = (version_dir / "README.md").read_text()
+    metrics = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())
+    assert f"| accuracy | {metrics['accuracy']:.4g} |" in card
+    assert "| music |" in card and "Per class:" in card  # the per-class table
+    config = json.loads((version_dir / "assets.extra" / "ftk_export.json").read_text())["config"]
+    assert f"`data.path`: `{config['data']['path']}`" in card
+    assert "## Backbone and licence" in card and "`preset/`" in card
 
 
 def test_savedmodel_signature_for_tf_serving(finished_run):

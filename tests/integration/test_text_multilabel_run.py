@@ -92,6 +92,7 @@ def test_train_tune_thresholds_evaluate_export_verify(project):
     export = json.loads((run_dir / "summary.json").read_text())["export"]
     assert export["examples"] == 12
     assert export["savedmodel_max_abs_diff"] <= 1e-4 and export["onnx_max_abs_diff"] <= 1e-4
+    assert export["preset_max_abs_diff"] <= 1e-4
     version = project / "saved_models" / "tagger" / "1"
     assert (version / "assets.extra" / "labels.txt").read_text().split() == sorted(TOPICS)
     thresholds = json.loads((version / "assets.extra" / "thresholds.json").read_text())

@@ -170,6 +170,7 @@ verify_examples = 8
     (run_dir,) = (tmp_path / "runs").iterdir()
     export = json.loads((run_dir / "summary.json").read_text())["export"]
     assert export["examples"] == 8 and export["onnx_max_abs_diff"] <= 1e-4
+    assert export["preset_max_abs_diff"] <= 1e-4  # the keras-hub preset reads pairs too
     serve = tf.saved_model.load(str(tmp_path / "saved_models" / "pairs" / "1"))
     signature = serve.signatures["serving_default"]
     assert set(signature.structured_input_signature[1]) == {"text", "text_pair"}

@@ -45,6 +45,7 @@ class CausalLM(Task):
         "generate.samples",
     )
     unused_keys = (
+        "export.preset",
         "run.report_mistakes",
         "train.loss",
         "data.format",

@@ -33,6 +33,15 @@ def text_tensors(inputs: list):
     return tensors if len(tensors) == 2 else tensors[0]
 
 
+def raw_batches(inputs: list, batch_size: int = 32):
+    """Batches of `(x,)` of raw texts or pairs for a keras-hub task's own preprocessor (what
+    `model.predict` takes; the 1-tuple keeps a pair from being read as `(x, y)`)."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(text_tensors(inputs)).batch(batch_size)
+    return ds.map(lambda *x: ((x if len(x) == 2 else x[0]),))
+
+
 def serving_arrays(inputs: list) -> dict[str, np.ndarray]:
     """`serving_default`'s keyword arguments: `{"text": ...}` (and `"text_pair"`), as object
     arrays of UTF-8 bytes."""

@@ -33,6 +33,7 @@ class TokenClassification(Task):
     template = "token-classification"
     only_keys = ("model.sequence_length",)
     unused_keys = (
+        "export.preset",
         "data.format",
         "data.text_column",
         "data.label_column",
