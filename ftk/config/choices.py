@@ -26,6 +26,7 @@ CLASS_WEIGHTS = ("none", "balanced")  # train.class_weight
 THRESHOLDS = ("tuned", "fixed")  # train.thresholds (multi-label)
 LOSSES = ("auto", "cross_entropy", "focal", "mse", "mae", "huber")  # train.loss (by task)
 SAMPLERS = ("greedy", "top_k", "top_p")  # generate.sampler
+TRACKING = ("none", "mlflow")  # tracking.backend
 TRAINABLE_HELP = "'head', 'all' or 'last_n:<k>' (k >= 1)"
 TRAINABLE_RE = re.compile(r"^(head|all|last_n:[1-9][0-9]*)$")
 MAX_REPORT_MISTAKES = 100  # run.report_mistakes and `ftk report --mistakes`
@@ -51,6 +52,7 @@ CHOICES = {
     "train.class_weight": CLASS_WEIGHTS,
     "train.loss": LOSSES,
     "train.thresholds": THRESHOLDS,
+    "tracking.backend": TRACKING,
 }
 PATTERNS = {
     "model.trainable": TRAINABLE_HELP,

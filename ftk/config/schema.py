@@ -404,6 +404,21 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Experiment tracking beside TensorBoard (`logs/` in every run): MLflow."""
+
+    backend: str = "none"
+    """`none`, or `mlflow`: each run becomes an MLflow run (params: the resolved config; metrics:
+    every epoch's and the test metrics; artifacts: the report, metrics and config; tags: the
+    task, backend and export path). Needs `pip install "ftk[tracking]"`."""
+    uri: str = ""
+    """MLflow tracking URI; `""` is `sqlite:///<project>/mlflow.db` (a local store, artifacts in
+    `<project>/mlartifacts/`). Any URI MLflow takes (`http://host:5000`, another `sqlite:`)."""
+    experiment: str = ""
+    """MLflow experiment name; `""` is `export.model_name`."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of a run. Build it with `load_config`."""
 
@@ -417,6 +432,7 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     # Directory that relative paths in the config are resolved against (not a TOML key).
     base_dir: str = field(default=".", compare=False)
 

@@ -78,10 +78,12 @@ def run(
     state = start(config, resume, verbose)
     load_inputs(state, load_data)
     open_run_directory(state, extra)
+    tracker = _tracker(state)
     try:
         cross_validate(state)
         train(state)
     except BaseException as error:
+        tracker.fail()
         if state.resume is None and discard_if_unused(state.files.root):
             logger.info("Removed %s: the run stopped before its first batch", state.files.root)
         lost = state.runtime.lost_peer(error)
@@ -90,10 +92,27 @@ def run(
         raise
     if not state.runtime.is_chief:
         return worker_done(state)
-    finalize(state)
-    metrics = evaluate(state)
-    exported = export_step(state)
-    return summarize(state, metrics, exported, started)
+    try:
+        finalize(state)
+        metrics = evaluate(state)
+        exported = export_step(state)
+    except BaseException:
+        tracker.fail()
+        raise
+    summary = summarize(state, metrics, exported, started)
+    tracker.finish(state.files.root, summary)
+    return summary
+
+
+def _tracker(state: Run):
+    """`[tracking]`'s run for this one (the chief's only)."""
+    import keras
+
+    from ftk.runs.tracking import Tracker, open_tracker
+
+    if not state.runtime.is_chief:
+        return Tracker()
+    return open_tracker(state.config, state.files.root, keras.backend.backend())
 
 
 def start(config: Config, resume: Path | None, verbose) -> Run:
@@ -112,6 +131,10 @@ def start(config: Config, resume: Path | None, verbose) -> Run:
         config = load_run_config(resume)
         check_resumable(resume)
         logger.info("Resuming %s", resume)
+    if config.tracking.backend != "none":
+        from ftk.runs.tracking import check_installed
+
+        check_installed(config)  # before the run directory
     state = Run(config=config, user_config=config, resume=resume, verbose=verbose)
     state.runtime, state.config = setup_runtime(config)  # before any TF or JAX computation
     if resume is None and config.run.run_id:
