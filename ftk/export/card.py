@@ -78,6 +78,15 @@ def _artifacts(version_dir: Path, verification: dict) -> list[str]:
     rows = [("`saved_model.pb`", "TF Serving, raw inputs in", diff("savedmodel_max_abs_diff"))]
     if (version_dir / "onnx" / "model.onnx").is_file():
         rows.append(("`onnx/model.onnx`", "onnxruntime, tensors in", diff("onnx_max_abs_diff")))
+    if (version_dir / "openvino").is_dir():
+        rows.append(("`openvino/model.xml`", "OpenVINO, tensors in", diff("openvino_max_abs_diff")))
+        rows.append(
+            (
+                "`openvino/text_model.xml`",
+                "OpenVINO, raw text in",
+                diff("openvino_text_max_abs_diff"),
+            )
+        )
     if (version_dir / "litert").is_dir():
         rows.append(("`litert/`", "LiteRT", diff("litert_max_abs_diff")))
     if (version_dir / "preset").is_dir():
@@ -142,8 +151,9 @@ def model_card(metadata: dict, task, version_dir: Path) -> str:
     lines = [
         f"# {metadata.get('model_name', 'model')}: {task.title.lower()}",
         "",
-        f"Fine-tuned from **{source}** with ftk ({metadata.get('created', '')}; trained on the "
-        f"{metadata.get('trained_backend', '?')} backend).",
+        f"Fine-tuned from **{source}** with ftk, trained on the "
+        f"{metadata.get('trained_backend', '?')} backend "
+        f"(exported {metadata.get('created', '?')}).",
         "",
         "## Intended use",
         "",

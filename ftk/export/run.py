@@ -174,6 +174,10 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
         task.write_export(model, labels, config, staging, inputs, expected, calibration)
         if config.export.preset and task.publishes_preset:
             write_preset(model, staging, task, inputs)
+        if config.export.openvino:
+            from ftk.export.openvino import write_openvino
+
+            write_openvino(staging)
         write_warmup(staging, config.export.model_name, task.serving_inputs(staging))
         (staging / "assets.extra" / "ftk_config.toml").write_text(
             files.config.read_text(encoding="utf-8"), encoding="utf-8"
@@ -196,6 +200,10 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
         result.update(task.verify_export(staging))
         if (staging / PRESET_DIR).is_dir() and task.publishes_preset:
             result.update(verify_preset(staging, config.export.tolerance))
+        if config.export.openvino:
+            from ftk.export.openvino import verify_openvino
+
+            result.update(verify_openvino(staging, inputs, expected, config.export.tolerance))
         if config.export.onnx_int8:
             metadata["onnx_int8"] = task.measure_int8(
                 staging, staging / ONNX_DIR / ONNX_FILE, read_json(files.test_split)

@@ -32,7 +32,7 @@ class ImageClassification(ClassificationTask):
     cpu_compute = "convnet"
     title = "Image classification"
     template = "image-classification"
-    unused_keys = ("export.preset",)  # no keras-hub preset of image models yet
+    unused_keys = ("export.preset", "export.openvino")  # text exports only, so far
     input_kind = "image"
     only_keys = (
         "model.image_size",

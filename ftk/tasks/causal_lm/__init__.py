@@ -46,6 +46,7 @@ class CausalLM(Task):
     )
     unused_keys = (
         "export.preset",
+        "export.openvino",
         "run.report_mistakes",
         "train.loss",
         "data.format",

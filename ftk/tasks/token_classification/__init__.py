@@ -34,6 +34,7 @@ class TokenClassification(Task):
     only_keys = ("model.sequence_length",)
     unused_keys = (
         "export.preset",
+        "export.openvino",
         "data.format",
         "data.text_column",
         "data.label_column",
