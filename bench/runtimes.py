@@ -39,7 +39,8 @@ def runtimes(version: Path) -> dict:
     import tensorflow_text  # noqa: F401  (the SavedModel's ops)
 
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
-    output = next(iter(serve.structured_outputs))  # probabilities or values
+    names = list(serve.structured_outputs)
+    output = next((n for n in ("probabilities", "values") if n in names), names[0])
 
     def savedmodel(texts):
         return serve(text=tf.constant(texts))[output].numpy()

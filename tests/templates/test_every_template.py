@@ -146,3 +146,11 @@ def test_baked_project_passes_ruff_and_its_own_quick_tests(tmp_path, name):
         "image-classification": {"path": str(colour_photos(tmp_path / "photos", per_class=6))}
     }
     check_baked_project(bake(tmp_path, template(name), **answers.get(name, {})))
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_compose_pins_a_tf_serving_image_with_tf_text_2_16(template):
+    """tensorflow/serving 2.20.0 is the first release built with TF Text >= 2.16 (the text
+    graph's RoundRobinTrim op; tensorflow/serving #2267): never `latest`."""
+    compose = template / "{{cookiecutter.project_slug}}" / "serving" / "docker-compose.yml"
+    assert "image: tensorflow/serving:2.20.0\n" in compose.read_text(encoding="utf-8")
