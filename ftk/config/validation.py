@@ -140,6 +140,7 @@ def _validate_run(config: Config, fail) -> None:
 
 
 def _validate_export(config: Config, fail) -> None:
+    one_of(config, fail, "tracking.backend")
     if not NAME_RE.match(config.export.model_name):
         fail("export.model_name", NAME_HELP)
     if config.export.openvino and not config.export.onnx:

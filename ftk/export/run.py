@@ -109,6 +109,28 @@ def provenance(files: RunFiles, config: Config, task, labels: list[str]) -> dict
     }
 
 
+def write_more(model, staging: Path, task, config: Config, inputs: list) -> None:
+    """The artifacts beside the task's own: the keras-hub preset, OpenVINO."""
+    if config.export.preset and task.publishes_preset:
+        write_preset(model, staging, task, inputs)
+    if config.export.openvino:
+        from ftk.export.openvino import write_openvino
+
+        write_openvino(staging)
+
+
+def verify_more(staging: Path, task, config: Config, inputs: list, expected) -> dict:
+    """`write_more`'s artifacts against the Keras outputs `expected` for `inputs`."""
+    result = {}
+    if (staging / PRESET_DIR).is_dir() and task.publishes_preset:
+        result.update(verify_preset(staging, config.export.tolerance))
+    if config.export.openvino:
+        from ftk.export.openvino import verify_openvino
+
+        result.update(verify_openvino(staging, inputs, expected, config.export.tolerance))
+    return result
+
+
 def export_task(version_dir: Path):
     """The task that wrote an export (from its `ftk_export.json`)."""
     from ftk.config.schema import RunConfig
@@ -172,12 +194,7 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
         )
         calibration = read_json(files.calibration) if files.calibration.is_file() else {}
         task.write_export(model, labels, config, staging, inputs, expected, calibration)
-        if config.export.preset and task.publishes_preset:
-            write_preset(model, staging, task, inputs)
-        if config.export.openvino:
-            from ftk.export.openvino import write_openvino
-
-            write_openvino(staging)
+        write_more(model, staging, task, config, inputs)
         write_warmup(staging, config.export.model_name, task.serving_inputs(staging))
         (staging / "assets.extra" / "ftk_config.toml").write_text(
             files.config.read_text(encoding="utf-8"), encoding="utf-8"
@@ -198,12 +215,7 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
     def verify(staging: Path) -> None:
         logger.info("Export: verifying against the Keras outputs on %d examples", len(inputs))
         result.update(task.verify_export(staging))
-        if (staging / PRESET_DIR).is_dir() and task.publishes_preset:
-            result.update(verify_preset(staging, config.export.tolerance))
-        if config.export.openvino:
-            from ftk.export.openvino import verify_openvino
-
-            result.update(verify_openvino(staging, inputs, expected, config.export.tolerance))
+        result.update(verify_more(staging, task, config, inputs, expected))
         if config.export.onnx_int8:
             metadata["onnx_int8"] = task.measure_int8(
                 staging, staging / ONNX_DIR / ONNX_FILE, read_json(files.test_split)
@@ -223,5 +235,10 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
         from ftk.export.kit import write_clients
 
         write_clients(project, config.export.model_name, version_dir, task.signature)
+        from ftk.export.kserve import write_manifests
+
+        write_manifests(
+            project / "serving" / "kserve", config.export.model_name, version_dir=version_dir
+        )
     write_json(files.export, summary)
     return summary

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,7 @@ logger = logging.getLogger("ftk")
 
 API_VERSION = "serving.kserve.io/v1beta1"
 DEFAULT_IMAGE = "ftk-kserve:latest"
+TF_SERVING_VERSION = "2.20.0"  # the first tensorflow/serving tag with TF Text >= 2.16
 HTTP_PORT = 8080
 RESOURCES = {
     "requests": {"cpu": "1", "memory": "2Gi"},
@@ -48,8 +50,9 @@ ignores the onnx/, openvino/ and preset/ folders inside each. The URL's model na
 InferenceService's name: POST /v1/models/{isvc}:predict {{"instances": ["some text"]}}.
 The exported graph tokenizes with TF Text ops, so the runtime image must be a
 tensorflow/serving build with TF Text >= 2.16 ops linked in (tensorflow/serving#2267); an older
-image fails to load the model with "Op type not registered". Choose the image tag with
-spec.predictor.model.runtimeVersion (e.g. runtimeVersion: "<tag>"), or set
+image fails to load the model with "Op type not registered". runtimeVersion (the
+tensorflow/serving image tag) is therefore {tf_serving}, the first release built with it
+(tags 2.16.1 to 2.19.1 carry TF Text 2.12.1); a newer tag works too, or set
 spec.predictor.model.image to a full image of your own."""
 
 ONNX_NOTE = """\
@@ -101,15 +104,11 @@ def _service(name: str, predictor: dict) -> dict:
     }
 
 
-def _model(fmt: str, uri: str, protocol: str) -> dict:
-    return {
-        "model": {
-            "modelFormat": {"name": fmt},
-            "protocolVersion": protocol,
-            "storageUri": uri,
-            "resources": _resources(),
-        }
-    }
+def _model(fmt: str, uri: str, protocol: str, runtime_version: str | None = None) -> dict:
+    model = {"modelFormat": {"name": fmt}, "protocolVersion": protocol}
+    if runtime_version:
+        model["runtimeVersion"] = runtime_version
+    return {"model": {**model, "storageUri": uri, "resources": _resources()}}
 
 
 def _python_predictor(model_name: str, uri: str, image: str) -> dict:
@@ -172,7 +171,8 @@ def write_manifests(
                 + "."
             )
         version = version_dir.name
-    documents = {"tensorflow": (TENSORFLOW_NOTE, _service(name, _model("tensorflow", uri, "v1")))}
+    tensorflow = _model("tensorflow", uri, "v1", TF_SERVING_VERSION)
+    documents = {"tensorflow": (TENSORFLOW_NOTE, _service(name, tensorflow))}
     if version_dir is None or (version_dir / "onnx" / "model.onnx").is_file():
         onnx = _model("onnx", f"{uri}/{version}/onnx", "v2")
         documents["onnx"] = (ONNX_NOTE, _service(f"{name}-onnx", onnx))
@@ -184,7 +184,9 @@ def write_manifests(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    mark = f"# {GENERATED_MARK} for {model_name}; ftk rewrites this file unless you delete this line."
+    mark = (
+        f"# {GENERATED_MARK} for {model_name}; ftk rewrites this file unless you delete this line."
+    )
     written = []
     for kind, (note, document) in documents.items():
         path = folder / f"inferenceservice-{kind}.yaml"
@@ -192,8 +194,11 @@ def write_manifests(
             logger.warning("Left %s as it is (no ftk mark); not regenerated.", path)
             continue
         isvc = document["metadata"]["name"]
-        comments = note.format(isvc=isvc, name=model_name, image=image)
-        header = "\n".join([mark, *(f"# {line}".rstrip() for line in comments.splitlines())])
+        comments = note.format(
+            isvc=isvc, name=model_name, image=image, tf_serving=TF_SERVING_VERSION
+        )
+        lines = textwrap.wrap(" ".join(comments.split()), 96)
+        header = "\n".join([mark, *(f"# {line}" for line in lines)])
         body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
         write_atomic(path, f"{header}\n{body}")
         written.append(path)

@@ -131,28 +131,7 @@ def build_tokenizer(s: dict) -> ov.Model:
     # 3. lowercase each word AFTER splitting, as keras-hub does (case folding with NFKC can
     #    turn one word into what would split differently, e.g. "…" -> "...", U+00A0 -> " ").
     if s["lowercase"]:
-        ragged, flat = list(words[:2]), list(words[2:])
-        flat = (
-            _get_factory()
-            .create(
-                "CharsMapNormalization",
-                flat,
-                {
-                    "normalization_form": "nfkc",
-                    "case_fold": True,
-                    "remove_extra_whitespaces": False,
-                },
-            )
-            .outputs()
-        )
-        for src, dst in FULL_FOLDS:
-            flat = _regex_replace(flat, src, dst)
-        flat = _regex_replace(flat, IGNORABLES, "")
-        words = ragged + list(flat)
-        # A word can now be empty (it was only ignorables). keras-hub's WordPiece gives it no
-        # token; OpenVINO's WordpieceTokenizer gives [UNK] or garbage ids. A RegexSplit that
-        # never matches drops empty strings and keeps every other word as it is.
-        words = RegexSplitStep(r"(?!)", behaviour="remove").get_ov_subgraph(words + [skips])[:5]
+        words = _lowercase(words, skips)
 
     # 4. WordPiece (greedy longest match, whole word -> [UNK] if it cannot be covered or is
     #    over 100 bytes, like tf_text.FastWordpieceTokenizer).
@@ -164,6 +143,40 @@ def build_tokenizer(s: dict) -> ov.Model:
     )
     tokens = wordpiece.get_ov_subgraph(list(words))  # ragged (begins, ends, ids) per text
 
+    return ov.Model(_pack(tokens, s), [text], "keras_hub_bert_tokenizer")
+
+
+def _lowercase(words: list, skips) -> list:
+    """NFKC case folding per word, with the full folds and ignorable characters ICU's
+    NFKC_Casefold has and OpenVINO's CharsMapNormalization lacks; empty words dropped."""
+    ragged, flat = list(words[:2]), list(words[2:])
+    flat = (
+        _get_factory()
+        .create(
+            "CharsMapNormalization",
+            flat,
+            {
+                "normalization_form": "nfkc",
+                "case_fold": True,
+                "remove_extra_whitespaces": False,
+            },
+        )
+        .outputs()
+    )
+    for src, dst in FULL_FOLDS:
+        flat = _regex_replace(flat, src, dst)
+    flat = _regex_replace(flat, IGNORABLES, "")
+    words = ragged + list(flat)
+    # A word can now be empty (it was only ignorables). keras-hub's WordPiece gives it no
+    # token; OpenVINO's WordpieceTokenizer gives [UNK] or garbage ids. A RegexSplit that
+    # never matches drops empty strings and keeps every other word as it is.
+    words = RegexSplitStep(r"(?!)", behaviour="remove").get_ov_subgraph(words + [skips])[:5]
+    return words
+
+
+def _pack(tokens, s: dict) -> list:
+    """Ragged token ids -> `[CLS] ... [SEP]`, truncated and padded to `sequence_length`:
+    the `token_ids`, `segment_ids` and `padding_mask` results."""
     # 5. trim to sequence_length - 2 (one segment: round_robin == keep the first n), without the
     #    stateful ReadValue/Assign that openvino_tokenizers' TruncationStep adds.
     budget = s["sequence_length"] - 2
@@ -203,4 +216,4 @@ def build_tokenizer(s: dict) -> ov.Model:
         result = ops.result(out)
         result.output(0).set_names({name})
         outputs.append(result)
-    return ov.Model(outputs, [text], "keras_hub_bert_tokenizer")
+    return outputs
