@@ -102,9 +102,10 @@ def verify_preset(version_dir: Path, tolerance: float) -> dict:
     path = Path(version_dir) / PRESET_DIR
     check = read_json(Path(version_dir) / "assets.extra" / CHECK)
     expected = np.asarray(check["outputs"], np.float32)
-    task = get_task(read_json(path / PRESET_INFO)["task"])
+    info = read_json(path / PRESET_INFO)
+    task = get_task(info["task"])
     loads = {"preset_max_abs_diff": None}
-    if read_json(path / PRESET_INFO)["exact_gelu"]:
+    if info["exact_gelu"]:
         loads["preset_plain_max_abs_diff"] = False
     result = {}
     for key, exact in loads.items():

@@ -21,7 +21,7 @@ from ftk.config import Config, to_dict
 from ftk.errors import ExportError
 from ftk.export.card import write_model_card
 from ftk.export.onnx import ONNX_DIR, ONNX_FILE, add_metadata
-from ftk.export.preset import PRESET_DIR, verify_preset, write_preset
+from ftk.export.preset import verify_preset, write_preset
 from ftk.export.serving import write_warmup
 from ftk.files import read_json, write_json
 from ftk.runs import load_run_config
@@ -122,7 +122,7 @@ def write_more(model, staging: Path, task, config: Config, inputs: list) -> None
 def verify_more(staging: Path, task, config: Config, inputs: list, expected) -> dict:
     """`write_more`'s artifacts against the Keras outputs `expected` for `inputs`."""
     result = {}
-    if (staging / PRESET_DIR).is_dir() and task.publishes_preset:
+    if config.export.preset and task.publishes_preset:
         result.update(verify_preset(staging, config.export.tolerance))
     if config.export.openvino:
         from ftk.export.openvino import verify_openvino

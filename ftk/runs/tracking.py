@@ -18,7 +18,6 @@ failure after training is logged, never raised: the run and its export stand.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from pathlib import Path
@@ -78,21 +77,14 @@ def numbers(values: dict, prefix: str) -> dict[str, float]:
 
 
 def history(path: Path) -> list[dict[str, float]]:
-    """`history.csv`'s rows as numbers (every phase's epochs, in order)."""
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = []
-        for row in csv.DictReader(f):
-            values = {}
-            for k, v in row.items():
-                try:
-                    values[k] = float(v)
-                except (TypeError, ValueError):
-                    continue
-            values.pop("epoch", None)
-            rows.append({k: v for k, v in values.items() if math.isfinite(v)})
-    return rows
+    """`history.csv`'s epochs (every phase's, a resumed run's repeated epoch once; the
+    report's reader) as finite metric values, without the epoch number."""
+    from ftk.report.document import read_history
+
+    return [
+        {k: v for k, v in row.items() if k != "epoch" and math.isfinite(v)}
+        for row in read_history(path)
+    ]
 
 
 def check_installed(config: Config) -> None:
