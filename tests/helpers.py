@@ -82,17 +82,25 @@ def examples(n_per_class: int = 30, seed: int = 0):
 # --- tiny random models ---------------------------------------------------------------------------
 
 
-def save_tiny_preset(path: Path, seed: int = 0, dropout: float = 0.1) -> Path:
-    """A randomly initialised 2-layer BERT saved as a local keras-hub preset directory."""
+def save_tiny_preset(
+    path: Path, seed: int = 0, dropout: float = 0.1, strip_accents: bool = False
+) -> Path:
+    """A randomly initialised 2-layer BERT saved as a local keras-hub preset directory
+    (`strip_accents`: an uncased BERT's tokenizer, its vocabulary with "##c" for every
+    character its words continue with)."""
     import keras
     import keras_hub
 
     keras.utils.set_random_seed(seed)
     vocab = tiny_vocabulary()
+    if strip_accents:
+        vocab += sorted({f"##{c}" for w in vocab[5:] for c in w[1:]})
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=len(vocab), dropout=dropout, **TINY_BACKBONE
     )
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    tokenizer = keras_hub.models.BertTokenizer(
+        vocabulary=vocab, lowercase=True, strip_accents=strip_accents
+    )
     backbone.save_to_preset(str(path))
     tokenizer.save_to_preset(str(path))
     return path

@@ -4,6 +4,8 @@ was received and what is expected."""
 
 from __future__ import annotations
 
+import importlib.util
+
 from ftk.config.choices import (
     CHOICES,
     CONFLICTING_LABELS,
@@ -145,6 +147,13 @@ def _validate_export(config: Config, fail) -> None:
         fail("export.model_name", NAME_HELP)
     if config.export.openvino and not config.export.onnx:
         fail("export.openvino", "false when export.onnx is false (it converts the ONNX model)")
+    if config.export.onnx_text and not config.export.onnx:
+        fail("export.onnx_text", "false when export.onnx is false (it extends the ONNX model)")
+    if config.export.onnx_text and importlib.util.find_spec("onnxruntime_extensions") is None:
+        fail(
+            "export.onnx_text",
+            "false, or onnxruntime-extensions installed (pip install 'ftk[onnx-text]')",
+        )
     if config.export.onnx_int8 and not config.export.onnx:
         fail("export.onnx_int8", "false when export.onnx is false (it quantizes the ONNX model)")
     if config.export.verify_examples < 1:

@@ -82,6 +82,16 @@ def _artifacts(version_dir: Path, verification: dict) -> list[str]:
     rows = [("`saved_model.pb`", "TF Serving, raw inputs in", diff("savedmodel_max_abs_diff"))]
     if (version_dir / "onnx" / "model.onnx").is_file():
         rows.append(("`onnx/model.onnx`", "onnxruntime, tensors in", diff("onnx_max_abs_diff")))
+    if (version_dir / "onnx" / "text_model.onnx").is_file():
+        edge = verification.get("onnx_text_edge_cases") or {}
+        note = f"; {edge['differing']} of {edge['texts']} Unicode edge cases differ" if edge else ""
+        rows.append(
+            (
+                "`onnx/text_model.onnx`",
+                "onnxruntime + onnxruntime-extensions, raw text in",
+                diff("onnx_text_max_abs_diff") + note,
+            )
+        )
     if (version_dir / "openvino").is_dir():
         rows.append(("`openvino/model.xml`", "OpenVINO, tensors in", diff("openvino_max_abs_diff")))
         rows.append(
@@ -113,6 +123,19 @@ def _loading(metadata: dict, version_dir: Path) -> list[str]:
         f"  http://localhost:8501/v1/models/{name}:predict",
         "```",
     ]
+    if (version_dir / "onnx" / "text_model.onnx").is_file():
+        lines += [
+            "",
+            "onnxruntime, raw text in (in a process without TensorFlow):",
+            "",
+            "```python",
+            "import numpy as np, onnxruntime as ort, onnxruntime_extensions",
+            "options = ort.SessionOptions()",
+            "options.register_custom_ops_library(onnxruntime_extensions.get_library_path())",
+            'model = ort.InferenceSession("onnx/text_model.onnx", options)',
+            'model.run(None, {"text": np.array(["<text>"], object)})[0]',
+            "```",
+        ]
     preset = version_dir / "preset"
     if (preset / "ftk_preset.json").is_file():
         cls = read_json(preset / "ftk_preset.json")["keras_hub_task"].split(">")[-1]

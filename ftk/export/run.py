@@ -117,6 +117,10 @@ def write_more(model, staging: Path, task, config: Config, inputs: list) -> None
         from ftk.export.openvino import write_openvino
 
         write_openvino(staging)
+    if config.export.onnx_text:
+        from ftk.export.onnx_text import write_onnx_text
+
+        write_onnx_text(staging)
 
 
 def verify_more(staging: Path, task, config: Config, inputs: list, expected) -> dict:
@@ -128,6 +132,10 @@ def verify_more(staging: Path, task, config: Config, inputs: list, expected) -> 
         from ftk.export.openvino import verify_openvino
 
         result.update(verify_openvino(staging, inputs, expected, config.export.tolerance))
+    if config.export.onnx_text:
+        from ftk.export.onnx_text import verify_onnx_text
+
+        result.update(verify_onnx_text(staging, inputs, expected, config.export.tolerance))
     return result
 
 
@@ -201,16 +209,17 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
         )
         if config.export.onnx:
             provenance = {k: v for k, v in metadata.items() if k not in ("metrics", "config")}
-            add_metadata(
-                staging / ONNX_DIR / ONNX_FILE,
-                {
-                    "ftk_provenance": json.dumps(provenance),
-                    "ftk_config": json.dumps(metadata["config"]),
-                    "ftk_test_metrics": json.dumps(
-                        {k: metadata["metrics"].get(k) for k in task.headline_metrics}
-                    ),
-                },
-            )
+            for path in (staging / ONNX_DIR).glob("*.onnx"):  # (not model_int8: written later)
+                add_metadata(
+                    path,
+                    {
+                        "ftk_provenance": json.dumps(provenance),
+                        "ftk_config": json.dumps(metadata["config"]),
+                        "ftk_test_metrics": json.dumps(
+                            {k: metadata["metrics"].get(k) for k in task.headline_metrics}
+                        ),
+                    },
+                )
 
     def verify(staging: Path) -> None:
         logger.info("Export: verifying against the Keras outputs on %d examples", len(inputs))

@@ -32,7 +32,11 @@ class ImageClassification(ClassificationTask):
     cpu_compute = "convnet"
     title = "Image classification"
     template = "image-classification"
-    unused_keys = ("export.preset", "export.openvino")  # text exports only, so far
+    unused_keys = (
+        "export.preset",
+        "export.openvino",
+        "export.onnx_text",
+    )  # text exports only, so far
     input_kind = "image"
     only_keys = (
         "model.image_size",

@@ -32,6 +32,8 @@ class TextTargetsTask(Task):
             fail("data.target_columns", "columns other than the text columns")
         if config.export.openvino and config.data.second_text_column:
             fail("export.openvino", "false for text pairs (its tokenizer takes one text)")
+        if config.export.onnx_text and config.data.second_text_column:
+            fail("export.onnx_text", "false for text pairs (its tokenizer takes one text)")
         if config.data.second_text_column == config.data.text_column:
             fail("data.second_text_column", "another column than data.text_column (or '')")
 

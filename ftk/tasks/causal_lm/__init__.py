@@ -47,6 +47,7 @@ class CausalLM(Task):
     unused_keys = (
         "export.preset",
         "export.openvino",
+        "export.onnx_text",
         "run.report_mistakes",
         "train.loss",
         "data.format",

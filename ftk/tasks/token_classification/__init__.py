@@ -35,6 +35,7 @@ class TokenClassification(Task):
     unused_keys = (
         "export.preset",
         "export.openvino",
+        "export.onnx_text",
         "data.format",
         "data.text_column",
         "data.label_column",
