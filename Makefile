@@ -55,7 +55,8 @@ demo: install
 	cd $(DEMO_PROJECT) && $(PY) train.py \
 		--set export.export_dir=$(CURDIR)/saved_models \
 		--set data.max_train_examples=480 \
-		--set export.verify_examples=1000
+		--set export.verify_examples=1000 \
+		--set export.onnx_text=true --set export.openvino=true
 
 demo-image: install
 	@# Writes the dataset out as <split>/<label>/<n>.png once, so the folder reader is what runs.

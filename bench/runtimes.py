@@ -6,6 +6,8 @@ For each runtime that takes raw strings (the tokenizer included: the only fair c
 
 - `savedmodel`: TF's `serving_default` (what TF Serving runs);
 - `openvino_text`: `openvino/text_model.xml` (`export.openvino`), float32 inference;
+- `onnx_text`: `onnx/text_model.onnx` (`export.onnx_text`) in onnxruntime with
+  onnxruntime-extensions, in a child process without TensorFlow (which it must not share);
 - `keras_hub_preprocessor+onnxruntime`: keras-hub's preprocessor (TF path) feeding
   `onnx/model.onnx`, as a Python client of the token-id ONNX model does;
 
@@ -22,6 +24,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,6 +94,38 @@ def latency_ms(run, texts: list[str], repeats: int) -> float:
     return 1000 * statistics.mean(times)
 
 
+def onnx_text_child(model: str, texts_file: str, repeats: int) -> None:
+    """In the child process: outputs on every text and the two latencies, as JSON."""
+    from ftk.export.onnx_text.check import session
+
+    model = session(model)
+
+    def run(texts):
+        return model.run(None, {"text": np.array(texts, object)})[0]
+
+    texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
+    got = np.concatenate([run(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)])
+    row = {
+        "outputs": got.astype(np.float32).tolist(),
+        "batch1_ms": latency_ms(run, texts[:1], repeats),
+        "batch32_ms": latency_ms(run, texts[:BATCH], repeats),
+    }
+    print(json.dumps(row))
+
+
+def onnx_text_row(model: Path, texts: list[str], expected: np.ndarray, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        texts_file = Path(tmp) / "texts.json"
+        texts_file.write_text(json.dumps(texts), encoding="utf-8")
+        command = [sys.executable, __file__, "--onnx-text-child", str(model), str(texts_file)]
+        done = subprocess.run(
+            [*command, str(repeats)], capture_output=True, text=True, check=True, timeout=3600
+        )
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    got = np.asarray(row.pop("outputs"), np.float32)
+    return {"max_abs_diff_vs_keras": float(np.max(np.abs(got - expected))), **row}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("version", type=Path)
@@ -106,6 +143,9 @@ def main(argv=None) -> int:
             "batch1_ms": latency_ms(run, texts[:1], args.repeats),
             "batch32_ms": latency_ms(run, texts[:BATCH], args.repeats),
         }
+    if (args.version / "onnx" / "text_model.onnx").is_file():
+        model = args.version / "onnx" / "text_model.onnx"
+        rows["onnx_text"] = onnx_text_row(model, texts, expected, args.repeats)
     base = rows["savedmodel"]
     lines = [
         f"# Raw-text runtimes: {args.version} ({time.strftime('%Y-%m-%d')})",
@@ -133,4 +173,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--onnx-text-child"]:
+        onnx_text_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        raise SystemExit(0)
     raise SystemExit(main())
