@@ -393,11 +393,9 @@ class ExportConfig:
     strings (the tokenizer in OpenVINO ops), both verified like the others. Text classification,
     regression and multi-label on single texts; needs `export.onnx` and the `[openvino]` extra."""
     onnx_text: bool = False
-    """Also write `onnx/text_model.onnx`: the ONNX model with keras-hub's tokenizer rebuilt in
-    onnxruntime-extensions ops in front, so onnxruntime takes raw strings; verified like the
-    others (in a process without TensorFlow, which it must not share). Uncased BERT-style text
-    classification, regression and multi-label on single texts; needs `export.onnx` and the
-    `[onnx-text]` extra."""
+    """Also write `onnx/text_model.onnx` (raw strings in: the tokenizer in onnxruntime-extensions
+    ops), verified like the others. Uncased BERT-family text classification, regression and
+    multi-label on single texts; needs `export.onnx` and the `[onnx-text]` extra."""
     preset: bool = True
     """Also write `preset/`: the fine-tuned model as a keras-hub preset directory
     (`keras_hub.models.TextClassifier.from_preset(dir)` on any backend), checked on load like

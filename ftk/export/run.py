@@ -139,6 +139,23 @@ def verify_more(staging: Path, task, config: Config, inputs: list, expected) -> 
     return result
 
 
+def add_onnx_metadata(staging: Path, metadata: dict, task) -> None:
+    """The provenance, config and test metrics in every ONNX model's `metadata_props` (not
+    `model_int8.onnx`: it is written while verifying)."""
+    provenance = {k: v for k, v in metadata.items() if k not in ("metrics", "config")}
+    for path in (staging / ONNX_DIR).glob("*.onnx"):
+        add_metadata(
+            path,
+            {
+                "ftk_provenance": json.dumps(provenance),
+                "ftk_config": json.dumps(metadata["config"]),
+                "ftk_test_metrics": json.dumps(
+                    {k: metadata["metrics"].get(k) for k in task.headline_metrics}
+                ),
+            },
+        )
+
+
 def export_task(version_dir: Path):
     """The task that wrote an export (from its `ftk_export.json`)."""
     from ftk.config.schema import RunConfig
@@ -208,18 +225,7 @@ def export_run(run_dir: Path, model=None, overrides: list[str] = ()) -> dict:
             files.config.read_text(encoding="utf-8"), encoding="utf-8"
         )
         if config.export.onnx:
-            provenance = {k: v for k, v in metadata.items() if k not in ("metrics", "config")}
-            for path in (staging / ONNX_DIR).glob("*.onnx"):  # (not model_int8: written later)
-                add_metadata(
-                    path,
-                    {
-                        "ftk_provenance": json.dumps(provenance),
-                        "ftk_config": json.dumps(metadata["config"]),
-                        "ftk_test_metrics": json.dumps(
-                            {k: metadata["metrics"].get(k) for k in task.headline_metrics}
-                        ),
-                    },
-                )
+            add_onnx_metadata(staging, metadata, task)
 
     def verify(staging: Path) -> None:
         logger.info("Export: verifying against the Keras outputs on %d examples", len(inputs))

@@ -62,6 +62,11 @@ def test_raw_string_onnx_model_matches_keras(uncased_preset, tiny_csv, tmp_path)
     np.testing.assert_allclose(np.sum(got["batch"], -1), 1.0, atol=1e-5)
     card = (version / "README.md").read_text()
     assert "`onnx/text_model.onnx`" in card and "Unicode edge cases differ" in card
+    import onnx
+
+    props = onnx.load_model(str(version / "onnx" / "text_model.onnx"), load_external_data=False)
+    keys = {p.key for p in props.metadata_props}
+    assert {"labels", "ftk_provenance", "ftk_tokenizer", "ftk_test_metrics"} <= keys
 
 
 def test_cased_tokenizer_is_refused_by_name(tiny_preset, tmp_path):
