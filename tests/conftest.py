@@ -122,6 +122,14 @@ def still_preset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def uncased_preset(tmp_path_factory) -> Path:
+    """The tiny BERT with an uncased tokenizer (lowercase, strip_accents), like MiniLM-L6's."""
+    return built_once(
+        tmp_path_factory, "uncased_bert", lambda p: save_tiny_preset(p, strip_accents=True)
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_csv(tmp_path_factory) -> Path:
     return write_csv(tmp_path_factory.mktemp("data") / "train.csv", make_rows(40))
 

@@ -402,8 +402,8 @@ class ExportConfig:
     the others. Text classification, regression and multi-label (the causal-LM task always
     writes one)."""
     litert: bool = False
-    """Also write `litert/model.tflite` (LiteRT: pixels in, probabilities out), verified like
-    the others."""
+    """Also write `litert/model.tflite` (LiteRT: pixels, or for single texts raw strings in;
+    text needs an uncased BERT-family tokenizer), verified like the others."""
     verify_examples: int = 64
     """Held-out test examples the exports are checked on (≥ 1). For images, only JPEG, PNG and
     GIF files are used, at most 16 MB of them."""

@@ -77,19 +77,21 @@ def _per_item(metrics: dict) -> list[str]:
 def _artifacts(version_dir: Path, verification: dict) -> list[str]:
     def diff(key: str) -> str:
         value = verification.get(key)
-        return f"max abs. difference from Keras {value:.1e}" if value is not None else ""
+        text = f"max abs. difference from Keras {value:.1e}" if value is not None else ""
+        edge = verification.get(key.replace("max_abs_diff", "edge_cases")) or {}
+        if edge:  # the raw-text artifacts built outside TF Text (ftk.export.edge_texts)
+            text += f"; {edge['differing']} of {edge['texts']} Unicode edge cases differ"
+        return text
 
     rows = [("`saved_model.pb`", "TF Serving, raw inputs in", diff("savedmodel_max_abs_diff"))]
     if (version_dir / "onnx" / "model.onnx").is_file():
         rows.append(("`onnx/model.onnx`", "onnxruntime, tensors in", diff("onnx_max_abs_diff")))
     if (version_dir / "onnx" / "text_model.onnx").is_file():
-        edge = verification.get("onnx_text_edge_cases") or {}
-        note = f"; {edge['differing']} of {edge['texts']} Unicode edge cases differ" if edge else ""
         rows.append(
             (
                 "`onnx/text_model.onnx`",
                 "onnxruntime + onnxruntime-extensions, raw text in",
-                diff("onnx_text_max_abs_diff") + note,
+                diff("onnx_text_max_abs_diff"),
             )
         )
     if (version_dir / "openvino").is_dir():
@@ -102,7 +104,8 @@ def _artifacts(version_dir: Path, verification: dict) -> list[str]:
             )
         )
     if (version_dir / "litert").is_dir():
-        rows.append(("`litert/`", "LiteRT", diff("litert_max_abs_diff")))
+        runs = "LiteRT" + (", raw text in" if "litert_edge_cases" in verification else "")
+        rows.append(("`litert/model.tflite`", runs, diff("litert_max_abs_diff")))
     if (version_dir / "preset").is_dir():
         rows.append(("`preset/`", "keras-hub preset, any backend", diff("preset_max_abs_diff")))
     lines = ["| file | for | verified |", "|---|---|---|"]
@@ -134,6 +137,19 @@ def _loading(metadata: dict, version_dir: Path) -> list[str]:
             "options.register_custom_ops_library(onnxruntime_extensions.get_library_path())",
             'model = ort.InferenceSession("onnx/text_model.onnx", options)',
             'model.run(None, {"text": np.array(["<text>"], object)})[0]',
+            "```",
+        ]
+    if "litert_edge_cases" in metadata.get("verification", {}):
+        lines += [
+            "",
+            "LiteRT, raw text in (TF Text's LiteRT kernels registered):",
+            "",
+            "```python",
+            "import numpy as np, tensorflow_text",
+            "from tensorflow.lite.python.interpreter import InterpreterWithCustomOps",
+            'model = InterpreterWithCustomOps(model_path="litert/model.tflite",',
+            "    custom_op_registerers=tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS)",
+            'model.get_signature_runner()(text=np.array([b"<text>"]))',
             "```",
         ]
     preset = version_dir / "preset"

@@ -121,6 +121,10 @@ def write_more(model, staging: Path, task, config: Config, inputs: list) -> None
         from ftk.export.onnx_text import write_onnx_text
 
         write_onnx_text(staging)
+    if config.export.litert and task.text_litert:
+        from ftk.export.litert_text import write_text_litert
+
+        write_text_litert(model, staging, task)
 
 
 def verify_more(staging: Path, task, config: Config, inputs: list, expected) -> dict:
@@ -136,6 +140,10 @@ def verify_more(staging: Path, task, config: Config, inputs: list, expected) -> 
         from ftk.export.onnx_text import verify_onnx_text
 
         result.update(verify_onnx_text(staging, inputs, expected, config.export.tolerance))
+    if config.export.litert and task.text_litert:
+        from ftk.export.litert_text import verify_text_litert
+
+        result.update(verify_text_litert(staging, inputs, expected, config.export.tolerance))
     return result
 
 

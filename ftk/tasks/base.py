@@ -22,7 +22,8 @@ What a task owns, in the order a run uses it:
   Keras compile metric, measured at each epoch's end when one is chosen);
 - **export**: `signature` (the served `serving_default`), `write_export` (artifacts and the
   verification reference into a staging folder), `publishes_preset` and `preset_dataset` (the
-  keras-hub preset, `ftk.export.preset`), `serving_inputs` (the warm-up requests' inputs),
+  keras-hub preset, `ftk.export.preset`), `text_litert` and `tensor_head` (a raw-text LiteRT
+  model, `ftk.export.litert_text`), `serving_inputs` (the warm-up requests' inputs),
   `verify_export` (every artifact against the Keras outputs), `measure_int8`;
 - **report**: `report_sections`;
 - **search**: `feature_cache_refusal` (why the cached-feature fast path does not apply).
@@ -73,6 +74,9 @@ class Task:
     # Whether an export publishes `<version>/preset/` (a keras-hub task preset, checked on
     # load; `export.preset`): needs `preset_dataset`.
     publishes_preset: ClassVar[bool] = False
+    # Whether `export.litert` builds a raw-text LiteRT model around the Keras model and
+    # `tensor_head` (`ftk.export.litert_text`); image tasks write their own.
+    text_litert: ClassVar[bool] = False
 
     # -- config ---------------------------------------------------------------------------
     def validate(self, config: Config, fail: Fail) -> None:
@@ -180,6 +184,12 @@ class Task:
     ) -> None:
         """The SavedModel (and ONNX, ...) plus the verification reference, in `staging`;
         `calibration` is what `calibrate` chose for the run."""
+        raise NotImplementedError
+
+    def tensor_head(self, outputs) -> dict:
+        """TF ops: the Keras model's outputs for token ids -> the outputs of the exported
+        tensor model (`onnx/model.onnx`'s), for the text artifacts built around the Keras model
+        (`export.litert` on text)."""
         raise NotImplementedError
 
     def preset_dataset(self, inputs: list):

@@ -48,7 +48,6 @@ class ImageClassification(ClassificationTask):
         "augment.rotation",
         "augment.zoom",
         "augment.contrast",
-        "export.litert",
     )
     defaults = {
         "model": {"preset": "efficientnet_lite0", "dropout": 0.2},

@@ -24,6 +24,7 @@ class TextClassification(ClassificationTask):
     name = "text_classification"
     cpu_compute = "text_encoder"
     publishes_preset = True
+    text_litert = True
     title = "Text classification"
     template = "text-classification"
     only_keys = (
@@ -73,6 +74,11 @@ class TextClassification(ClassificationTask):
         from ftk.tasks.text_regression.pairs import raw_batches
 
         return raw_batches(inputs)
+
+    def tensor_head(self, outputs) -> dict:
+        from ftk.tasks.classification.savedmodel import probabilities_of
+
+        return {"probabilities": probabilities_of(outputs)}
 
     def write_export(
         self, model, labels, config: Config, staging: Path, texts, probabilities, calibration=None

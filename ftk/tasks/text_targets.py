@@ -23,6 +23,7 @@ class TextTargetsTask(Task):
 
     cpu_compute = "text_encoder"
     publishes_preset = True
+    text_litert = True
 
     def validate(self, config: Config, fail) -> None:
         if not 8 <= config.model.sequence_length <= 4096:
@@ -32,6 +33,8 @@ class TextTargetsTask(Task):
             fail("data.target_columns", "columns other than the text columns")
         if config.export.openvino and config.data.second_text_column:
             fail("export.openvino", "false for text pairs (its tokenizer takes one text)")
+        if config.export.litert and config.data.second_text_column:
+            fail("export.litert", "false for text pairs (its tokenizer takes one text)")
         if config.export.onnx_text and config.data.second_text_column:
             fail("export.onnx_text", "false for text pairs (its tokenizer takes one text)")
         if config.data.second_text_column == config.data.text_column:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import save_tiny_preset, write_tiny_config
+from helpers import write_tiny_config
 
 from ftk.config import load_config
 from ftk.errors import ConfigError, ExportError
@@ -28,12 +28,6 @@ run = lambda t: model.run(None, {"text": np.array(t, object)})[0].tolist()
 assert "tensorflow" not in sys.modules
 print(json.dumps({"batch": run(texts), "alone": [run([t])[0] for t in texts]}))
 """
-
-
-@pytest.fixture(scope="module")
-def uncased_preset(tmp_path_factory) -> Path:
-    """The tiny BERT with an uncased tokenizer (lowercase, strip_accents), like MiniLM's."""
-    return save_tiny_preset(tmp_path_factory.mktemp("uncased_bert"), strip_accents=True)
 
 
 def test_raw_string_onnx_model_matches_keras(uncased_preset, tiny_csv, tmp_path):

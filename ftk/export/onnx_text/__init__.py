@@ -13,8 +13,8 @@ wrong results), which is also where the export verifies it:
 >>> model.run(None, {"text": np.array(["Shares in the chip maker rose 4%."], object)})[0]
 
 Checked before publishing: the export's held-out examples against Keras (within
-`export.tolerance`, or the export stops), and `check.EDGE_CASES` (odd Unicode: recorded, not
-required) against keras-hub's tokenizer + the token-id model.
+`export.tolerance`, or the export stops), and `ftk.export.edge_texts.EDGE_CASES` (odd Unicode:
+recorded, not required) against keras-hub's tokenizer + the token-id model.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def run_check(model: Path, groups: dict, tolerance: float) -> dict:
 def verify_onnx_text(version_dir: Path, texts: list[str], expected, tolerance: float) -> dict:
     """Compare the raw-string model with the Keras outputs `expected` for `texts` (raises
     `VerificationError` beyond `tolerance`), and count the edge cases it answers differently."""
-    from ftk.export.onnx_text.check import EDGE_CASES
+    from ftk.export.edge_texts import EDGE_CASES
 
     version_dir = Path(version_dir)
     groups = {

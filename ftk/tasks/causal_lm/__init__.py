@@ -48,6 +48,7 @@ class CausalLM(Task):
         "export.preset",
         "export.openvino",
         "export.onnx_text",
+        "export.litert",
         "run.report_mistakes",
         "train.loss",
         "data.format",

@@ -160,6 +160,11 @@ class TextMultiLabel(TextTargetsTask):
         return {name: report[name] for name in self.epoch_metric_names}
 
     # -- export -----------------------------------------------------------------------------
+    def tensor_head(self, outputs) -> dict:
+        from ftk.tasks.text_multilabel.export import probabilities_head
+
+        return probabilities_head(outputs)
+
     def write_export(
         self, model, labels, config: Config, staging: Path, inputs, outputs, calibration=None
     ) -> None:

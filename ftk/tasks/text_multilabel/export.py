@@ -24,7 +24,7 @@ PREDICTED = "predicted"
 THRESHOLDS_FILE = "thresholds.json"
 
 
-def _probabilities(outputs) -> dict:
+def probabilities_head(outputs) -> dict:
     return {PROBABILITIES: tf.sigmoid(tf.cast(outputs, tf.float32))}
 
 
@@ -40,7 +40,7 @@ def write_export(model, labels, config, staging: Path, inputs: list, outputs, th
     cut = tf.constant(thresholds, tf.float32)
 
     def head(logits):
-        out = _probabilities(logits)
+        out = probabilities_head(logits)
         out[PREDICTED] = tf.cast(out[PROBABILITIES] >= cut, tf.int32)
         return out
 
@@ -52,7 +52,7 @@ def write_export(model, labels, config, staging: Path, inputs: list, outputs, th
     if config.export.onnx:
         metadata = {"labels": json.dumps(labels), "thresholds": json.dumps(thresholds)}
         path = staging / ONNX_DIR / ONNX_FILE
-        write_onnx(model, inputs, path, metadata, head=_probabilities)
+        write_onnx(model, inputs, path, metadata, head=probabilities_head)
         save_preprocessor(model, staging / ONNX_DIR / TOKENIZER_DIR)
 
 

@@ -125,6 +125,11 @@ class TextRegression(TextTargetsTask):
         return {"spearman": regression_report(examples.labels, outputs, names)["spearman"]}
 
     # -- export -----------------------------------------------------------------------------
+    def tensor_head(self, outputs) -> dict:
+        from ftk.tasks.text_regression.export import values_head
+
+        return values_head(outputs)
+
     def write_export(
         self, model, labels, config: Config, staging: Path, inputs, outputs, calibration=None
     ) -> None:

@@ -18,11 +18,13 @@ from ftk.tasks.text_regression.pairs import PAIR_INPUT, TEXT_INPUT, text_tensors
 OUTPUT = "values"
 
 
-def _values(outputs) -> dict:
+def values_head(outputs) -> dict:
     return {OUTPUT: tf.cast(outputs, tf.float32)}
 
 
-def write_savedmodel(model, target_names: list[str], path: Path, pairs: bool, head=_values) -> None:
+def write_savedmodel(
+    model, target_names: list[str], path: Path, pairs: bool, head=values_head
+) -> None:
     """`head` maps the model's outputs to the signature's outputs (the multi-label task's
     gives probabilities and the labels predicted)."""
     import keras
@@ -48,7 +50,7 @@ def write_savedmodel(model, target_names: list[str], path: Path, pairs: bool, he
     (extra / "labels.txt").write_text("\n".join(target_names) + "\n", encoding="utf-8")
 
 
-def write_onnx(model, inputs: list, path: Path, metadata: dict[str, str], head=_values) -> None:
+def write_onnx(model, inputs: list, path: Path, metadata: dict[str, str], head=values_head) -> None:
     """ONNX of the tensor model: `token_ids`, `segment_ids`, `padding_mask` -> `values` (or
     what `head` makes of the model's outputs)."""
     from ftk.export.onnx import convert_function, tensor_specs

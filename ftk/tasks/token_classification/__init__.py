@@ -36,6 +36,7 @@ class TokenClassification(Task):
         "export.preset",
         "export.openvino",
         "export.onnx_text",
+        "export.litert",
         "data.format",
         "data.text_column",
         "data.label_column",
