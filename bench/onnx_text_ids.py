@@ -1,7 +1,11 @@
 """Token ids of the raw-string ONNX model's tokenizer graph (`export.onnx_text`) against
 keras-hub's, on real text from installed packages and on random Unicode.
 
-    python bench/onnx_text_ids.py VERSION_DIR [--fuzz 3000] [--out FILE]
+    python bench/onnx_text_ids.py VERSION_DIR [--fuzz 3000] [--litert] [--out FILE]
+
+With `--litert`, the text LiteRT model's tokenizer (`ftk.export.litert_text.litert_tokenizer`:
+TF Text's `FastBertTokenizer` and the dense packer, run in TensorFlow: the same TF Text ops the
+LiteRT kernels implement) is compared instead.
 
 `VERSION_DIR` is a text export with `onnx/preprocessor/`. The graph is built exactly as the
 export builds it (`ftk.export.onnx_text`); keras-hub's ids come from its preprocessor's TF path
@@ -157,6 +161,23 @@ def graph_ids(version: Path, texts: list[str]) -> dict[str, np.ndarray]:
             return {k: ids[k] for k in IDS}
 
 
+def litert_ids(version: Path, texts: list[str]) -> dict[str, np.ndarray]:
+    import keras_hub
+    import tensorflow as tf
+
+    from ftk.export.litert_text import _tokenizer_settings, litert_tokenizer
+
+    pre = keras_hub.models.TextClassifierPreprocessor.from_preset(
+        str(version / "onnx" / "preprocessor")
+    )
+    tokenize = tf.function(litert_tokenizer(_tokenizer_settings(pre)))
+    out: dict[str, list] = {k: [] for k in IDS}
+    for i in range(0, len(texts), 256):
+        for k, v in tokenize(tf.constant(texts[i : i + 256])).items():
+            out[k].append(np.asarray(v))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
 def shown(words: list[str], text: str, a: np.ndarray, b: np.ndarray) -> str:
     j = int(np.argmax(a != b))
     tokens = lambda ids: " ".join(words[i] for i in ids[max(0, j - 2) : j + 4])  # noqa: E731
@@ -167,21 +188,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("version", type=Path)
     parser.add_argument("--fuzz", type=int, default=3000)
+    parser.add_argument("--litert", action="store_true", help="the LiteRT tokenizer instead")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     groups = read_groups(args.fuzz)
     texts = [t for g in groups.values() for t in g]
     source = np.array([g for g, ts in groups.items() for _ in ts])
     expected = keras_hub_ids(args.version / "onnx" / "preprocessor", texts)
-    got = graph_ids(args.version, texts)
+    got = (litert_ids if args.litert else graph_ids)(args.version, texts)
+    what = "Text LiteRT tokenizer" if args.litert else "Raw-string ONNX tokenizer graph"
     same = np.ones(len(texts), bool)
     for k in IDS:
         same &= (expected[k] == got[k].astype(expected[k].dtype)).all(axis=1)
     vocab = args.version / "onnx" / "preprocessor" / "assets" / "tokenizer" / "vocabulary.txt"
     words = vocab.read_text(encoding="utf-8").splitlines()
     lines = [
-        f"# Raw-string ONNX tokenizer graph vs keras-hub: {args.version} "
-        f"({time.strftime('%Y-%m-%d')})",
+        f"# {what} vs keras-hub: {args.version} ({time.strftime('%Y-%m-%d')})",
         "",
         "| texts | count | different ids |",
         "|---|---|---|",
@@ -200,7 +222,9 @@ def main(argv=None) -> int:
     print(table)
     out = (
         args.out
-        or Path(__file__).parent / "results" / f"{time.strftime('%Y-%m-%d')}-onnx-text-ids.md"
+        or Path(__file__).parent
+        / "results"
+        / f"{time.strftime('%Y-%m-%d')}-{'litert' if args.litert else 'onnx-text'}-ids.md"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table, encoding="utf-8")

@@ -6,6 +6,8 @@ For each runtime that takes raw strings (the tokenizer included: the only fair c
 
 - `savedmodel`: TF's `serving_default` (what TF Serving runs);
 - `openvino_text`: `openvino/text_model.xml` (`export.openvino`), float32 inference;
+- `litert_text`: `litert/model.tflite` (text `export.litert`) in TF's interpreter with TF Text's
+  LiteRT kernels;
 - `onnx_text`: `onnx/text_model.onnx` (`export.onnx_text`) in onnxruntime with
   onnxruntime-extensions, in a child process without TensorFlow (which it must not share);
 - `keras_hub_preprocessor+onnxruntime`: keras-hub's preprocessor (TF path) feeding
@@ -60,6 +62,11 @@ def runtimes(version: Path) -> dict:
             return np.array(request.infer([np.array(texts, dtype=str)])[0])
 
         out["openvino_text"] = openvino_text
+    if (version / "litert" / "model.tflite").is_file():
+        from ftk.export.litert_text import litert_runner
+
+        litert = litert_runner(version / "litert" / "model.tflite")
+        out["litert_text"] = lambda texts: next(iter(litert(texts).values()))
     if (version / "onnx" / "model.onnx").is_file():
         import keras_hub
         import onnxruntime as ort

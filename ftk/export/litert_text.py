@@ -132,8 +132,9 @@ def write_text_litert(model, staging: Path, task) -> None:
     path.write_bytes(converter.convert())
 
 
-def run_litert(path: Path, texts: list[str]) -> dict[str, np.ndarray]:
-    """The `.tflite` model's outputs for `texts`, in TF's interpreter with TF Text's kernels."""
+def litert_runner(path: Path):
+    """`texts -> {output name: float32 array}` for the `.tflite` model at `path`, in TF's
+    interpreter with TF Text's kernels registered."""
     import tensorflow_text
     from tensorflow.lite.python.interpreter import InterpreterWithCustomOps
 
@@ -142,8 +143,12 @@ def run_litert(path: Path, texts: list[str]) -> dict[str, np.ndarray]:
         custom_op_registerers=tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS,
     )
     run = interpreter.get_signature_runner()
-    outputs = run(text=np.array([t.encode("utf-8") for t in texts], dtype=object))
-    return {k: np.asarray(v, np.float32) for k, v in outputs.items()}
+
+    def outputs(texts: list[str]) -> dict[str, np.ndarray]:
+        found = run(text=np.array([t.encode("utf-8") for t in texts], dtype=object))
+        return {k: np.asarray(v, np.float32) for k, v in found.items()}
+
+    return outputs
 
 
 def _savedmodel_outputs(version_dir: Path, texts: list[str], name: str) -> np.ndarray:
@@ -161,17 +166,16 @@ def verify_text_litert(version_dir: Path, texts: list[str], expected, tolerance:
 
     path = Path(version_dir) / LITERT_MODEL
     expected = np.asarray(expected, np.float32)
-    (name, got), *_ = run_litert(path, list(texts)).items()
-    alone = run_litert(path, list(texts[:1]))[name]
+    run = litert_runner(path)
+    (name, got), *_ = run(list(texts)).items()
+    alone = run(list(texts[:1]))[name]
     diff = max(float(np.abs(got - expected).max()), float(np.abs(alone - expected[:1]).max()))
     if not diff <= tolerance:
         raise VerificationError(
             f"The LiteRT model differs from Keras by {diff:.2e} on the held-out examples "
             f"(> export.tolerance {tolerance:g})."
         )
-    edge = np.abs(
-        run_litert(path, EDGE_CASES)[name] - _savedmodel_outputs(version_dir, EDGE_CASES, name)
-    )
+    edge = np.abs(run(EDGE_CASES)[name] - _savedmodel_outputs(version_dir, EDGE_CASES, name))
     differing = int((edge.max(axis=1) > tolerance).sum())
     logger.info(
         "Export: LiteRT verified (%.1e on %d held-out texts; %d of %d edge cases differ)",
