@@ -268,9 +268,33 @@ def load_weights(model, path: Path) -> None:
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' `BackupAndRestore`, restoring the weights through `load_weights` (LoRA-aware).
+    """Keras' `BackupAndRestore`, restoring the weights through `load_weights` (LoRA-aware),
+    and saving through temporary files and renames.
 
-    `_load_model` is Keras 3.15's own, with that one call changed (pinned Keras version)."""
+    `_load_model` is Keras 3.15's own, with that one call changed (pinned Keras version).
+    `_save_model` writes what Keras' does, but a process killed while saving leaves the last
+    complete backup: Keras writes `latest.weights.h5` in place, and a worker killed mid-write
+    (a preempted pod) came back to a truncated file it could not open (measured in
+    tests/system/test_distribution.py)."""
+
+    def _save_model(self):
+        import json
+        import os
+        import uuid
+
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:12]
+        weights, metadata = folder / f".{tag}.tmp.weights.h5", folder / f".{tag}.tmp.json"
+        try:
+            self.model.save_weights(str(weights))
+            state = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            metadata.write_text(json.dumps(state), encoding="utf-8")
+            os.replace(weights, self._weights_path)
+            os.replace(metadata, self._training_metadata_path)
+        finally:
+            weights.unlink(missing_ok=True)
+            metadata.unlink(missing_ok=True)
 
     def _load_model(self):
         import json
